@@ -1,0 +1,174 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/tracedb/tracedb/encoding"
+	"github.com/tracedb/tracedb/index"
+)
+
+// diskBlock is an immutable block stored in Badger: its meta and trace-ID
+// filter in memory, its row groups and postings read on demand.
+type diskBlock struct {
+	bdb    *badger.DB
+	codec  *encoding.Codec
+	tenant string
+	meta   *encoding.BlockMeta
+	bloom  *index.Bloom
+
+	postingsOnce sync.Once
+	postings     *index.PostingsReader
+	postingsErr  error
+}
+
+func openDiskBlock(bdb *badger.DB, codec *encoding.Codec, tenant string, meta *encoding.BlockMeta) (*diskBlock, error) {
+	bloom, err := index.DecodeBloom(meta.TraceBloom)
+	if err != nil {
+		return nil, fmt.Errorf("block %s: trace bloom: %w", meta.ID, err)
+	}
+	return &diskBlock{bdb: bdb, codec: codec, tenant: tenant, meta: meta, bloom: bloom}, nil
+}
+
+func (b *diskBlock) key(kind byte, n uint32) []byte {
+	return encoding.BlockKey(b.tenant, b.meta.Partition, kind, b.meta.ID, n)
+}
+
+// get reads one value of the block, copied out of Badger.
+func (b *diskBlock) get(key []byte) ([]byte, error) {
+	var v []byte
+	err := b.bdb.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if err != nil {
+			return err
+		}
+		v, err = item.ValueCopy(nil)
+		return err
+	})
+	if err != nil {
+		p, _ := encoding.ParseBlockKey(key)
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	return v, nil
+}
+
+func (b *diskBlock) Info() BlockInfo {
+	m := b.meta
+	return BlockInfo{ID: m.ID, Partition: m.Partition, MinStart: m.MinStart, MaxStart: m.MaxStart,
+		MaxEnd: m.MaxEnd, Spans: m.Spans, Traces: m.Traces, Bytes: m.Bytes}
+}
+
+func (b *diskBlock) postingsReader() (*index.PostingsReader, error) {
+	b.postingsOnce.Do(func() {
+		dict, err := b.get(b.key(encoding.KindPostingsDict, 0))
+		if err != nil {
+			b.postingsErr = err
+			return
+		}
+		b.postings, b.postingsErr = index.NewPostingsReader(dict, func(section int) ([]byte, error) {
+			if section < 0 || uint32(section) >= b.meta.PostingsSections {
+				return nil, encoding.Corruptf("postings", -1, "section %d of %d", section, b.meta.PostingsSections)
+			}
+			return b.get(b.key(encoding.KindPostings, uint32(section)))
+		})
+		if b.postingsErr != nil {
+			b.postingsErr = fmt.Errorf("block %s postings: %w", b.meta.ID, b.postingsErr)
+		}
+	})
+	return b.postings, b.postingsErr
+}
+
+func (b *diskBlock) Postings(t index.Term) (index.Postings, error) {
+	r, err := b.postingsReader()
+	if err != nil {
+		return nil, err
+	}
+	return r.Postings(t)
+}
+
+func (b *diskBlock) Values(name string) ([]string, error) {
+	r, err := b.postingsReader()
+	if err != nil {
+		return nil, err
+	}
+	return r.Values(name)
+}
+
+func (b *diskBlock) MayContainTrace(id encoding.TraceID) bool { return b.bloom.MayContain(id) }
+
+// rowGroup reads and decodes row group i.
+func (b *diskBlock) rowGroup(i int) (*encoding.RowGroup, error) {
+	v, err := b.get(b.key(encoding.KindRowGroup, uint32(i)))
+	if err != nil {
+		return nil, err
+	}
+	g, err := b.codec.DecodeRowGroup(v)
+	if err != nil {
+		return nil, fmt.Errorf("block %s row group %d: %w", b.meta.ID, i, err)
+	}
+	return g, nil
+}
+
+func (b *diskBlock) Spans(ctx context.Context, ords index.Postings, fn func(ord uint32, s *encoding.Span) error) error {
+	var (
+		g     *encoding.RowGroup // row group gi, loaded on first use
+		gi    int
+		first uint32 // ordinal of the first row of row group gi
+	)
+	for n := 0; ords.Next(); n++ {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		ord := ords.At()
+		for gi < len(b.meta.RowGroups) && ord >= first+b.meta.RowGroups[gi].Spans {
+			first += b.meta.RowGroups[gi].Spans
+			gi++
+			g = nil
+		}
+		if gi >= len(b.meta.RowGroups) {
+			return encoding.Corruptf("postings", -1, "block %s: ordinal %d past the last span", b.meta.ID, ord)
+		}
+		if g == nil {
+			var err error
+			if g, err = b.rowGroup(gi); err != nil {
+				return err
+			}
+		}
+		s, err := g.Span(int(ord - first))
+		if err != nil {
+			return err
+		}
+		if err := fn(ord, s); err != nil {
+			return err
+		}
+	}
+	return ords.Err()
+}
+
+func (b *diskBlock) TraceSpans(ctx context.Context, id encoding.TraceID, fn func(s *encoding.Span) error) error {
+	for _, gi := range b.meta.RowGroupsFor(id) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		g, err := b.rowGroup(gi)
+		if err != nil {
+			return err
+		}
+		lo, hi := g.TraceRange(id)
+		for i := lo; i < hi; i++ {
+			s, err := g.Span(i)
+			if err != nil {
+				return err
+			}
+			if err := fn(s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

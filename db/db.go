@@ -1,0 +1,383 @@
+// Package db is tracedb's embedded store: Open a directory, Write OTLP
+// spans, read them back. It assembles the pieces that live in other
+// packages: the write-ahead log (db/internal/wal), the in-memory head, the
+// columnar blocks (encoding) and their postings (index), all kept in one
+// Badger database.
+//
+// Every call is scoped to a tenant (WithTenant); tenants are fully apart.
+package db
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+
+	"github.com/tracedb/tracedb/db/internal/wal"
+	"github.com/tracedb/tracedb/encoding"
+)
+
+// Subdirectories of a store's directory.
+const (
+	badgerDir = "badger"
+	walDir    = "wal"
+)
+
+// DB is an open store. Its methods are safe for concurrent use.
+type DB struct {
+	dir     string
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+	bdb     *badger.DB
+	wal     *wal.WAL
+	codec   *encoding.Codec
+
+	// cutMu orders WAL appends with head cuts: Write holds it shared while
+	// it appends to the WAL and the head, the flush holds it exclusively
+	// while it cuts the WAL and swaps the heads, so a record is in an old
+	// segment exactly when its spans are in an old head.
+	cutMu sync.RWMutex
+
+	mu struct {
+		sync.Mutex
+		tenants  map[string]*tenantDB
+		closed   bool
+		blockSeq uint16
+		lastMs   int64
+	}
+
+	// flushMu is held while a flush runs; flushDone is broadcast after each.
+	flushMu   sync.Mutex
+	flushCond *sync.Cond
+	flushing  bool // guarded by flushCond.L
+
+	flushReq chan struct{} // wakes the background loop
+	stop     chan struct{} // closed by Close
+	loopDone chan struct{} // closed when the background loop returns
+}
+
+// tenantDB is one tenant's data: its live head, the heads being flushed
+// and its disk blocks.
+type tenantDB struct {
+	name string
+	mu   struct {
+		sync.RWMutex
+		head   *head
+		frozen []*head
+		blocks []*diskBlock
+	}
+}
+
+// Open opens or creates the store in dir.
+func Open(dir string, opts Options) (*DB, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts.fillDefaults()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	db := &DB{
+		dir:      dir,
+		opts:     opts,
+		log:      opts.Logger,
+		metrics:  newMetrics(opts.Registerer),
+		flushReq: make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+	db.flushCond = sync.NewCond(&sync.Mutex{})
+	db.mu.tenants = map[string]*tenantDB{}
+	var err error
+	if db.codec, err = encoding.NewCodec(); err != nil {
+		return nil, err
+	}
+	if err := db.open(); err != nil {
+		return nil, errors.Join(err, db.closeResources())
+	}
+	go db.loop()
+	return db, nil
+}
+
+func (db *DB) open() error {
+	bopts := badger.DefaultOptions(filepath.Join(db.dir, badgerDir)).
+		WithLogger(badgerLogger{db.log}).
+		WithSyncWrites(false). // durability comes from our WAL; flush calls Sync before dropping it
+		WithCompression(options.None). // values are zstd-compressed already
+		WithBlockCacheSize(db.opts.BadgerBlockCacheBytes).
+		WithMemTableSize(db.opts.BadgerMemTableBytes).
+		WithNumVersionsToKeep(1).
+		WithMetricsEnabled(false)
+	var err error
+	if db.bdb, err = badger.Open(bopts); err != nil {
+		return fmt.Errorf("open badger in %s: %w", bopts.Dir, err)
+	}
+	if err := db.checkFormat(); err != nil {
+		return err
+	}
+	checkpoint, err := db.loadBlocks()
+	if err != nil {
+		return err
+	}
+	walPath := filepath.Join(db.dir, walDir)
+	if err := db.replayWAL(walPath, checkpoint); err != nil {
+		return err
+	}
+	db.wal, err = wal.Open(wal.Options{
+		Dir:         walPath,
+		SegmentSize: db.opts.WALSegmentSize,
+		Sync:        db.opts.Sync.wal(),
+		GroupWindow: db.opts.GroupWindow,
+		Logger:      db.log,
+	})
+	if err != nil {
+		return fmt.Errorf("open wal: %w", err)
+	}
+	if err := db.wal.Truncate(checkpoint); err != nil {
+		return fmt.Errorf("drop flushed wal segments: %w", err)
+	}
+	return nil
+}
+
+// checkFormat stores the format record in a new store, or checks it.
+func (db *DB) checkFormat() error {
+	want := encoding.FormatRecord{Version: encoding.FormatVersion, PartitionWidth: db.opts.PartitionWidth}
+	return db.bdb.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(encoding.KeyFormat)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return txn.Set(encoding.KeyFormat, want.Encode())
+		}
+		if err != nil {
+			return fmt.Errorf("read format record: %w", err)
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("read format record: %w", err)
+		}
+		got, err := encoding.DecodeFormatRecord(v)
+		if err != nil {
+			return fmt.Errorf("store %s: %w", db.dir, err)
+		}
+		if got.PartitionWidth != want.PartitionWidth {
+			return fmt.Errorf("%w: store %s was created with PartitionWidth %s, options say %s",
+				ErrFormatMismatch, db.dir, got.PartitionWidth, want.PartitionWidth)
+		}
+		return nil
+	})
+}
+
+// loadBlocks reads every block's meta, deletes the keys of blocks that have
+// none (left by a flush that crashed before its metas were committed), and
+// returns the WAL checkpoint.
+func (db *DB) loadBlocks() (checkpoint uint64, err error) {
+	type blockRef struct {
+		tenant string
+		part   encoding.PartitionID
+		id     encoding.BlockID
+	}
+	metas := map[blockRef]*encoding.BlockMeta{}
+	seen := map[blockRef]bool{}
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		if item, err := txn.Get(encoding.KeyWALCheckpoint); err == nil {
+			err = item.Value(func(v []byte) error {
+				d := encoding.NewDecbuf(v, "wal checkpoint")
+				checkpoint = d.BE64()
+				return d.Err()
+			})
+			if err != nil {
+				return err
+			}
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: encoding.TenantPrefix("")[:1]})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			kp, err := encoding.ParseBlockKey(item.Key())
+			if err != nil {
+				return err
+			}
+			ref := blockRef{kp.Tenant, kp.Partition, kp.Block}
+			seen[ref] = true
+			if kp.Kind != encoding.KindBlockMeta {
+				continue
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			m, err := encoding.DecodeBlockMeta(v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", kp, err)
+			}
+			metas[ref] = m
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("load blocks: %w", err)
+	}
+	for ref := range seen {
+		if metas[ref] != nil {
+			continue
+		}
+		db.log.Warn("deleting keys of an unfinished block", "tenant", ref.tenant, "partition", ref.part, "block", ref.id)
+		for _, kind := range []byte{encoding.KindRowGroup, encoding.KindPostingsDict, encoding.KindPostings} {
+			if err := db.bdb.DropPrefix(encoding.BlockPrefix(ref.tenant, ref.part, kind, ref.id)); err != nil {
+				return 0, fmt.Errorf("delete unfinished block %s: %w", ref.id, err)
+			}
+		}
+	}
+	for ref, m := range metas {
+		if ms := int64(m.ID >> 16); ms > db.mu.lastMs || ms == db.mu.lastMs && uint16(m.ID) > db.mu.blockSeq {
+			db.mu.lastMs, db.mu.blockSeq = ms, uint16(m.ID)
+		}
+		b, err := openDiskBlock(db.bdb, db.codec, ref.tenant, m)
+		if err != nil {
+			return 0, err
+		}
+		t := db.tenant(ref.tenant)
+		t.mu.blocks = append(t.mu.blocks, b)
+	}
+	for _, t := range db.mu.tenants {
+		sortBlocks(t.mu.blocks)
+	}
+	db.metrics.blocks.Set(float64(len(metas)))
+	return checkpoint, nil
+}
+
+// replayWAL puts the records not yet flushed back into the heads.
+func (db *DB) replayWAL(dir string, from uint64) error {
+	rep, err := wal.Replay(dir, from, func(_ wal.Pos, rec []byte) error {
+		tenant, td, err := decodeWALRecord(rec)
+		if err != nil {
+			// The WAL's CRC held, so these bytes are what was written:
+			// a record this build cannot read is a bug, not a torn write.
+			return fmt.Errorf("replay wal: %w", err)
+		}
+		spans, _ := encoding.FromTraces(nil, nil, td)
+		db.tenant(tenant).liveHead(db).append(spans, approxBytes(spans))
+		return nil
+	}, db.log)
+	if err != nil {
+		return err
+	}
+	for _, c := range rep.Cuts {
+		db.metrics.walReplayCuts.Inc()
+		db.log.Warn("wal replay cut a torn or corrupt record", "cut", fmt.Sprint(c))
+	}
+	return nil
+}
+
+// tenant returns the state of tenant t, creating it.
+func (db *DB) tenant(t string) *tenantDB {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	td := db.mu.tenants[t]
+	if td == nil {
+		td = &tenantDB{name: t}
+		db.mu.tenants[t] = td
+	}
+	return td
+}
+
+// liveHead returns the tenant's live head, creating it.
+func (t *tenantDB) liveHead(db *DB) *head {
+	t.mu.RLock()
+	h := t.mu.head
+	t.mu.RUnlock()
+	if h != nil {
+		return h
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mu.head == nil {
+		t.mu.head = newHead(db.opts.Clock.Now(), db.opts.MaxIndexedValueLen)
+	}
+	return t.mu.head
+}
+
+// Close flushes the heads into blocks, stops the background work and
+// closes the files. It waits for running calls; calls after it return
+// ErrClosed.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.mu.closed {
+		db.mu.Unlock()
+		return ErrClosed
+	}
+	db.mu.closed = true
+	db.mu.Unlock()
+	close(db.stop)
+	<-db.loopDone
+	// Writers hold cutMu shared; taking it exclusively waits for them.
+	err := db.flush("close")
+	return errors.Join(err, db.closeResources())
+}
+
+func (db *DB) closeResources() error {
+	var errs []error
+	if db.wal != nil {
+		errs = append(errs, db.wal.Close())
+	}
+	if db.bdb != nil {
+		errs = append(errs, db.bdb.Close())
+	}
+	if db.codec != nil {
+		db.codec.Close()
+	}
+	return errors.Join(errs...)
+}
+
+func (db *DB) isClosed() bool {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.mu.closed
+}
+
+// loop is the background goroutine: it flushes heads that pass their size
+// or age. Close stops it before the final flush.
+func (db *DB) loop() {
+	defer close(db.loopDone)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-db.stop:
+			return
+		case <-db.flushReq:
+		case <-tick.C:
+		}
+		if reason := db.flushDue(); reason != "" {
+			if err := db.flush(reason); err != nil {
+				db.log.Error("flush failed; the WAL keeps the data, will retry", "err", err)
+			}
+		}
+	}
+}
+
+// Flush writes every head into blocks now and drops the WAL it covered.
+func (db *DB) Flush() error {
+	if db.isClosed() {
+		return ErrClosed
+	}
+	return db.flush("requested")
+}
+
+// badgerLogger sends Badger's logs to the store's logger, a level down:
+// Badger is chatty about routine work.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error("badger: " + fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn("badger: " + fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug("badger: " + fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Debugf(f string, a ...any)   { b.l.Debug("badger: " + fmt.Sprintf(f, a...)) }
+

@@ -1,0 +1,15 @@
+package db
+
+import "errors"
+
+// Errors returned by the store. Corruption is reported with errors that
+// wrap encoding.ErrCorrupt.
+var (
+	// ErrClosed is returned by calls on a closed store.
+	ErrClosed = errors.New("tracedb: store is closed")
+	// ErrInvalidTenant is wrapped by errors about a malformed tenant name.
+	ErrInvalidTenant = errors.New("invalid tenant")
+	// ErrFormatMismatch is wrapped when a format-fixing option differs from
+	// the one the store was created with.
+	ErrFormatMismatch = errors.New("option differs from the store's format")
+)

@@ -1,0 +1,52 @@
+package db
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the store's own Prometheus metrics. They are registered on
+// Options.Registerer when one is given; nothing is global.
+type metrics struct {
+	spansReceived prometheus.Counter
+	spansAccepted prometheus.Counter
+	spansRejected *prometheus.CounterVec
+	walWait       prometheus.Histogram
+	headSpans     prometheus.Gauge
+	flushes       *prometheus.CounterVec
+	flushDuration prometheus.Histogram
+	flushedBytes  prometheus.Counter
+	blocks        prometheus.Gauge
+	walReplayCuts prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		spansReceived: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tracedb_spans_received_total", Help: "Spans offered to Write."}),
+		spansAccepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tracedb_spans_accepted_total", Help: "Spans stored and acknowledged."}),
+		spansRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tracedb_spans_rejected_total", Help: "Spans rejected by validation, by reason."}, []string{"reason"}),
+		walWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tracedb_wal_durable_wait_seconds", Help: "Time a write waited for its WAL record to be durable.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		headSpans: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tracedb_head_spans", Help: "Spans in the in-memory heads, frozen ones included."}),
+		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tracedb_flushes_total", Help: "Head flushes, by result."}, []string{"result"}),
+		flushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tracedb_flush_duration_seconds", Help: "Time to write a cut head as blocks.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		flushedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tracedb_flushed_bytes_total", Help: "Encoded bytes of row groups and postings written by flushes."}),
+		blocks: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tracedb_blocks", Help: "Disk blocks, all tenants."}),
+		walReplayCuts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tracedb_wal_replay_cuts_total", Help: "Torn or corrupt WAL records cut during replay."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.spansReceived, m.spansAccepted, m.spansRejected, m.walWait, m.headSpans,
+			m.flushes, m.flushDuration, m.flushedBytes, m.blocks, m.walReplayCuts)
+	}
+	return m
+}

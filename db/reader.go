@@ -1,0 +1,46 @@
+package db
+
+import (
+	"context"
+
+	"github.com/tracedb/tracedb/encoding"
+	"github.com/tracedb/tracedb/index"
+)
+
+// BlockInfo describes a reader: the head or one disk block.
+type BlockInfo struct {
+	Head      bool             // the in-memory head (then ID and Partition are zero)
+	ID        encoding.BlockID // the block's ID
+	Partition encoding.PartitionID
+	MinStart  uint64 // earliest span start, Unix ns
+	MaxStart  uint64 // latest span start, Unix ns
+	MaxEnd    uint64 // latest span end, Unix ns
+	Spans     uint64
+	Traces    uint64
+	Bytes     uint64 // encoded bytes on disk; 0 for the head
+}
+
+// BlockReader is what the head and every disk block offer to readers, so
+// that one query path serves both. Span ordinals are dense from 0 within a
+// reader. A reader stays valid while the Snapshot that returned it is open.
+// Methods are safe for concurrent use. Spans passed to callbacks are
+// immutable and may be retained.
+type BlockReader interface {
+	Info() BlockInfo
+	// Postings returns the ordinals of spans carrying term t, ascending;
+	// index.EmptyPostings() when none do.
+	Postings(t index.Term) (index.Postings, error)
+	// Values returns the sorted distinct values of term name.
+	Values(name string) ([]string, error)
+	// MayContainTrace is false only when no span of trace id is here.
+	MayContainTrace(id encoding.TraceID) bool
+	// Spans calls fn with the span of each ordinal of ords, in order.
+	Spans(ctx context.Context, ords index.Postings, fn func(ord uint32, s *encoding.Span) error) error
+	// TraceSpans calls fn for each span of trace id here, in ascending start time.
+	TraceSpans(ctx context.Context, id encoding.TraceID, fn func(s *encoding.Span) error) error
+}
+
+var (
+	_ BlockReader = (*head)(nil)
+	_ BlockReader = (*diskBlock)(nil)
+)

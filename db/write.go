@@ -1,0 +1,146 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/tracedb/tracedb/encoding"
+)
+
+// WriteResult says what a Write stored: how many spans were accepted, and
+// for each rejected span, which one and why (OTLP partial success).
+type WriteResult struct {
+	Accepted int
+	Rejected []Rejection
+}
+
+// Write stores the spans of td for the context's tenant. Spans that fail
+// validation are rejected one by one, never their neighbours. When Write
+// returns a nil error, the accepted spans are durable per Options.Sync and
+// visible to every read. A non-nil error means nothing of td is
+// acknowledged (some spans may still become visible).
+//
+// Write does not keep td; the caller may reuse it after Write returns.
+func (db *DB) Write(ctx context.Context, td ptrace.Traces) (WriteResult, error) {
+	var res WriteResult
+	tenant, err := tenantOf(ctx)
+	if err != nil {
+		return res, err
+	}
+	if db.isClosed() {
+		return res, ErrClosed
+	}
+	spans, refs := encoding.FromTraces(nil, nil, td)
+	db.metrics.spansReceived.Add(float64(len(spans)))
+	accepted := spans[:0]
+	var bytes int64
+	for i, s := range spans {
+		reason, detail := validateSpan(s, &db.opts.Limits)
+		if reason != "" {
+			res.Rejected = append(res.Rejected, Rejection{Ref: refs[i], TraceID: s.TraceID, SpanID: s.SpanID, Reason: reason, Detail: detail})
+			db.metrics.spansRejected.WithLabelValues(string(reason)).Inc()
+			continue
+		}
+		accepted = append(accepted, s)
+		bytes += spanBytes(s)
+	}
+	if len(accepted) == 0 {
+		return res, nil
+	}
+	walTD := td
+	if len(res.Rejected) > 0 {
+		walTD = encoding.ToTraces(accepted)
+	}
+	rec, err := encodeWALRecord(nil, tenant, walTD)
+	if err != nil {
+		return res, fmt.Errorf("write: encode wal record: %w", err)
+	}
+	if err := db.waitForRoom(ctx, tenant); err != nil {
+		return res, err
+	}
+
+	db.cutMu.RLock()
+	pos, err := db.wal.Append(rec)
+	if err == nil {
+		db.tenant(tenant).liveHead(db).append(accepted, bytes)
+	}
+	db.cutMu.RUnlock()
+	if err != nil {
+		return res, fmt.Errorf("write: %w", err)
+	}
+	start := time.Now()
+	if err := db.wal.Wait(ctx, pos); err != nil {
+		return res, fmt.Errorf("write: wait for wal: %w", err)
+	}
+	db.metrics.walWait.Observe(time.Since(start).Seconds())
+	db.metrics.spansAccepted.Add(float64(len(accepted)))
+	db.metrics.headSpans.Add(float64(len(accepted)))
+	res.Accepted = len(accepted)
+	if db.flushDue() != "" {
+		select {
+		case db.flushReq <- struct{}{}:
+		default:
+		}
+	}
+	return res, nil
+}
+
+// waitForRoom blocks while the tenant's live head holds twice its limit
+// and a flush is running, so that memory stays bounded when writes outpace
+// flushes: backpressure instead of an ever-growing head.
+func (db *DB) waitForRoom(ctx context.Context, tenant string) error {
+	t := db.tenant(tenant)
+	over := func() bool {
+		n, b := t.liveHead(db).stats()
+		return n >= 2*db.opts.MaxHeadSpans || b >= 2*db.opts.MaxHeadBytes
+	}
+	if !over() {
+		return nil
+	}
+	select {
+	case db.flushReq <- struct{}{}:
+	default:
+	}
+	db.flushCond.L.Lock()
+	defer db.flushCond.L.Unlock()
+	for db.flushing && over() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		db.flushCond.Wait()
+	}
+	return nil
+}
+
+// spanBytes approximates the memory a span holds in the head, for the
+// MaxHeadBytes trigger.
+func spanBytes(s *encoding.Span) int64 {
+	n := int64(200 + len(s.Name) + len(s.TraceState) + len(s.StatusMessage))
+	n += kvBytes(s.Attrs)
+	for i := range s.Events {
+		n += 64 + int64(len(s.Events[i].Name)) + kvBytes(s.Events[i].Attrs)
+	}
+	for i := range s.Links {
+		n += 80 + int64(len(s.Links[i].TraceState)) + kvBytes(s.Links[i].Attrs)
+	}
+	return n
+}
+
+func kvBytes(kvs []encoding.KeyValue) int64 {
+	var n int64
+	for i := range kvs {
+		n += 56 + int64(len(kvs[i].Key)+len(kvs[i].Value.Str)) + kvBytes(kvs[i].Value.Kids)
+	}
+	return n
+}
+
+func approxBytes(spans []*encoding.Span) int64 {
+	var n int64
+	for _, s := range spans {
+		n += spanBytes(s)
+	}
+	return n
+}

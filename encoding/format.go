@@ -1,0 +1,63 @@
+package encoding
+
+import (
+	"fmt"
+	"time"
+)
+
+// FormatRecord is stored once per store under KeyFormat. It fixes what
+// cannot change for the life of a store: the format version and the
+// partition width. Open refuses a store whose version is newer than this
+// build, or whose partition width differs from the options.
+type FormatRecord struct {
+	Version        uint32
+	PartitionWidth time.Duration
+}
+
+// Store format constants.
+const (
+	FormatMagic uint32 = 0x54444246 // "TDBF"
+	// FormatVersion is the store format this build writes. Versions only grow.
+	FormatVersion uint32 = 1
+)
+
+// ErrNewerFormat says the store was written by a newer tracedb.
+var ErrNewerFormat = fmt.Errorf("store written by a newer tracedb format")
+
+// Encode returns the record's encoding: magic, version, width, CRC32C.
+func (f FormatRecord) Encode() []byte {
+	e := Encbuf{}
+	e.PutBE32(FormatMagic)
+	e.PutBE32(f.Version)
+	e.PutBE64(uint64(f.PartitionWidth))
+	e.PutBE32(Checksum(e.B))
+	return e.B
+}
+
+// DecodeFormatRecord decodes what Encode wrote. A version newer than
+// FormatVersion yields an error wrapping ErrNewerFormat; bad bytes, ErrCorrupt.
+func DecodeFormatRecord(b []byte) (FormatRecord, error) {
+	const what = "format record"
+	var f FormatRecord
+	d := NewDecbuf(b, what)
+	magic := d.BE32()
+	f.Version = d.BE32()
+	f.PartitionWidth = time.Duration(d.BE64())
+	sum := d.BE32()
+	if err := d.Err(); err != nil {
+		return f, err
+	}
+	if d.Len() != 0 {
+		return f, Corruptf(what, d.Offset(), "%d trailing bytes", d.Len())
+	}
+	if magic != FormatMagic {
+		return f, Corruptf(what, 0, "bad magic %08x", magic)
+	}
+	if got := Checksum(b[:16]); got != sum {
+		return f, Corruptf(what, 16, "checksum %08x, want %08x", got, sum)
+	}
+	if f.Version > FormatVersion {
+		return f, fmt.Errorf("%w: store format v%d, this build reads up to v%d", ErrNewerFormat, f.Version, FormatVersion)
+	}
+	return f, nil
+}
