@@ -109,7 +109,7 @@ func Open(dir string, opts Options) (*DB, error) {
 func (db *DB) open() error {
 	bopts := badger.DefaultOptions(filepath.Join(db.dir, badgerDir)).
 		WithLogger(badgerLogger{db.log}).
-		WithSyncWrites(false). // durability comes from our WAL; flush calls Sync before dropping it
+		WithSyncWrites(false).         // durability comes from our WAL; flush calls Sync before dropping it
 		WithCompression(options.None). // values are zstd-compressed already
 		WithBlockCacheSize(db.opts.BadgerBlockCacheBytes).
 		WithMemTableSize(db.opts.BadgerMemTableBytes).
@@ -380,4 +380,3 @@ func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error("badger: " + fmt.
 func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn("badger: " + fmt.Sprintf(f, a...)) }
 func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug("badger: " + fmt.Sprintf(f, a...)) }
 func (b badgerLogger) Debugf(f string, a ...any)   { b.l.Debug("badger: " + fmt.Sprintf(f, a...)) }
-

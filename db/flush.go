@@ -239,12 +239,13 @@ func (db *DB) writeBlock(tenant string, p encoding.PartitionID, spans []*encodin
 
 	// Postings over the block's ordinals.
 	mp := index.NewMemPostings()
+	terms := index.NewTermExtractor(db.opts.MaxIndexedValueLen)
 	for i, s := range spans {
 		ord := uint32(i)
-		index.SpanTerms(s, db.opts.MaxIndexedValueLen, func(t index.Term) { mp.Add(ord, t) })
+		terms.SpanTerms(s, func(t index.Term) { mp.Add(ord, t) })
 	}
-	pw := index.NewPostingsWriter()
-	if err := mp.Each(func(t index.Term, ords []uint32) error { return pw.Add(t, ords) }); err != nil {
+	pw := index.NewPostingsWriter(nil)
+	if err := mp.ForEach(func(t index.Term, ords []uint32) error { return pw.Add(t, ords) }); err != nil {
 		return nil, fmt.Errorf("write postings: %w", err)
 	}
 	dict, sections, err := pw.Finish()

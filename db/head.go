@@ -22,9 +22,9 @@ import (
 // head only appends: an append never rewrites an element a reader can see.
 type head struct {
 	created time.Time
-	maxIndexedValueLen int
 
-	postings *index.MemPostings // safe for concurrent use on its own
+	postings *index.MemPostings   // safe for concurrent use on its own
+	terms    *index.TermExtractor // used under mu only
 
 	mu struct {
 		sync.RWMutex
@@ -38,7 +38,7 @@ type head struct {
 }
 
 func newHead(now time.Time, maxIndexedValueLen int) *head {
-	h := &head{created: now, maxIndexedValueLen: maxIndexedValueLen, postings: index.NewMemPostings()}
+	h := &head{created: now, postings: index.NewMemPostings(), terms: index.NewTermExtractor(maxIndexedValueLen)}
 	h.mu.traces = make(map[encoding.TraceID][]uint32)
 	return h
 }
@@ -51,7 +51,7 @@ func (h *head) append(spans []*encoding.Span, bytes int64) {
 		ord := uint32(len(h.mu.spans))
 		h.mu.spans = append(h.mu.spans, s)
 		h.mu.traces[s.TraceID] = append(h.mu.traces[s.TraceID], ord)
-		index.SpanTerms(s, h.maxIndexedValueLen, func(t index.Term) { h.postings.Add(ord, t) })
+		h.terms.SpanTerms(s, func(t index.Term) { h.postings.Add(ord, t) })
 		if len(h.mu.spans) == 1 || s.StartUnixNano < h.mu.minStart {
 			h.mu.minStart = s.StartUnixNano
 		}
