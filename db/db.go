@@ -45,6 +45,11 @@ type DB struct {
 	// segment exactly when its spans are in an old head.
 	cutMu sync.RWMutex
 
+	// inflight counts running Write calls, so that Close lets them finish
+	// (and be acknowledged) before it closes the WAL. Add is called under mu
+	// while closed is false.
+	inflight sync.WaitGroup
+
 	mu struct {
 		sync.Mutex
 		tenants  map[string]*tenantDB
@@ -136,6 +141,12 @@ func (db *DB) open() error {
 		Sync:        db.opts.Sync.wal(),
 		GroupWindow: db.opts.GroupWindow,
 		Logger:      db.log,
+		MinSegment:  checkpoint, // numbering never falls below where replay starts
+		OnSync: func(took time.Duration, err error) {
+			if err == nil {
+				db.metrics.walFsync.Observe(took.Seconds())
+			}
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("open wal: %w", err)
@@ -316,6 +327,7 @@ func (db *DB) Close() error {
 	}
 	db.mu.closed = true
 	db.mu.Unlock()
+	db.inflight.Wait()
 	close(db.stop)
 	<-db.loopDone
 	// Writers hold cutMu shared; taking it exclusively waits for them.
@@ -335,6 +347,18 @@ func (db *DB) closeResources() error {
 		db.codec.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// enter registers a running call; it fails once Close has begun. The
+// caller must call db.inflight.Done when enter succeeded.
+func (db *DB) enter() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.mu.closed {
+		return ErrClosed
+	}
+	db.inflight.Add(1)
+	return nil
 }
 
 func (db *DB) isClosed() bool {

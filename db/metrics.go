@@ -11,6 +11,7 @@ type metrics struct {
 	spansAccepted prometheus.Counter
 	spansRejected *prometheus.CounterVec
 	walWait       prometheus.Histogram
+	walFsync      prometheus.Histogram
 	headSpans     prometheus.Gauge
 	flushes       *prometheus.CounterVec
 	flushDuration prometheus.Histogram
@@ -30,6 +31,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		walWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "tracedb_wal_durable_wait_seconds", Help: "Time a write waited for its WAL record to be durable.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		walFsync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tracedb_wal_fsync_seconds", Help: "Duration of WAL fsyncs.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		headSpans: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tracedb_head_spans", Help: "Spans in the in-memory heads, frozen ones included."}),
 		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -45,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "tracedb_wal_replay_cuts_total", Help: "Torn or corrupt WAL records cut during replay."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.spansReceived, m.spansAccepted, m.spansRejected, m.walWait, m.headSpans,
+		reg.MustRegister(m.spansReceived, m.spansAccepted, m.spansRejected, m.walWait, m.walFsync, m.headSpans,
 			m.flushes, m.flushDuration, m.flushedBytes, m.blocks, m.walReplayCuts)
 	}
 	return m

@@ -30,9 +30,10 @@ func (db *DB) Write(ctx context.Context, td ptrace.Traces) (WriteResult, error) 
 	if err != nil {
 		return res, err
 	}
-	if db.isClosed() {
-		return res, ErrClosed
+	if err := db.enter(); err != nil {
+		return res, err
 	}
+	defer db.inflight.Done()
 	spans, refs := encoding.FromTraces(nil, nil, td)
 	db.metrics.spansReceived.Add(float64(len(spans)))
 	accepted := spans[:0]

@@ -399,7 +399,9 @@ func (w *WAL) Truncate(before uint64) error {
 
 // Close fsyncs the current segment, stops the syncer, closes the file and
 // wakes every Wait, which returns ErrClosed. It does not wait for a pending
-// group-commit window. Close after Close returns ErrClosed.
+// group-commit window. Close after Close returns ErrClosed. After a failure
+// (see Append) Close only closes the file: the failure was already returned
+// by Append and Wait.
 func (w *WAL) Close() error {
 	w.mu.Lock()
 	if w.mu.closed {
