@@ -251,6 +251,8 @@ func TestHeadAndBlockPostingsAgree(t *testing.T) {
 			start: uint64(i) * 1e6, dur: uint64(i) * 1e3, attrs: map[string]string{"color": fmt.Sprint(i % 5)}})
 	}
 	mustWrite(t, d, ctx, makeTraces(specs...))
+	names := []string{index.NameService, index.NameOperation, index.NameKind, index.NameStatus, index.NameDuration,
+		index.AttrTermName(index.LevelSpan, "color"), index.AttrTermName(index.LevelResource, "service.name")}
 	query := func() map[string][]encoding.SpanID {
 		snap, err := d.Snapshot(ctx)
 		if err != nil {
@@ -258,24 +260,27 @@ func TestHeadAndBlockPostingsAgree(t *testing.T) {
 		}
 		out := map[string][]encoding.SpanID{}
 		for _, r := range snap.Readers {
-			services, err := r.Values(index.NameService)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, svc := range services {
-				p, err := r.Postings(index.Term{Name: index.NameService, Value: svc})
+			for _, name := range names {
+				values, err := r.Values(name)
 				if err != nil {
 					t.Fatal(err)
 				}
-				err = r.Spans(ctx, p, func(_ uint32, s *encoding.Span) error {
-					if s.ServiceName() != svc {
-						return fmt.Errorf("postings of service %q gave a span of %q", svc, s.ServiceName())
+				for _, v := range values {
+					term := index.Term{Name: name, Value: v}
+					p, err := r.Postings(term)
+					if err != nil {
+						t.Fatal(err)
 					}
-					out[svc] = append(out[svc], s.SpanID)
-					return nil
-				})
-				if err != nil {
-					t.Fatal(err)
+					err = r.Spans(ctx, p, func(_ uint32, s *encoding.Span) error {
+						if name == index.NameService && s.ServiceName() != v {
+							return fmt.Errorf("postings of service %q gave a span of %q", v, s.ServiceName())
+						}
+						out[term.String()] = append(out[term.String()], s.SpanID)
+						return nil
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 		}
@@ -285,13 +290,16 @@ func TestHeadAndBlockPostingsAgree(t *testing.T) {
 		return out
 	}
 	inHead := query()
-	if len(inHead) != 3 || len(inHead["s0"]) != 20 {
+	if svc := (index.Term{Name: index.NameService, Value: "s0"}).String(); len(inHead) < 3+4+1+1+5+3 || len(inHead[svc]) != 20 {
 		t.Fatalf("head postings: %v", inHead)
 	}
 	if err := d.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	inBlocks := query()
+	if len(inHead) != len(inBlocks) {
+		t.Errorf("head has %d terms, blocks %d", len(inHead), len(inBlocks))
+	}
 	for k, v := range inHead {
 		if !slices.Equal(v, inBlocks[k]) {
 			t.Errorf("service %s: head %v, blocks %v", k, v, inBlocks[k])

@@ -94,11 +94,7 @@ func (db *DB) flush(reason string) error {
 		if len(heads) == 0 {
 			continue
 		}
-		var spans []*encoding.Span
-		for _, h := range heads {
-			spans = append(spans, h.allSpans()...)
-		}
-		blocks, err := db.writeBlocks(t.name, spans)
+		blocks, err := db.writeBlocks(t.name, heads)
 		if err != nil {
 			db.metrics.flushes.WithLabelValues("error").Inc()
 			return fmt.Errorf("flush tenant %s: %w", t.name, err)
@@ -167,23 +163,88 @@ func (db *DB) setFlushing(v bool) {
 	}
 }
 
-// writeBlocks writes spans as one block per partition and returns them,
-// not yet visible (their metas are not written).
-func (db *DB) writeBlocks(tenant string, spans []*encoding.Span) ([]*diskBlock, error) {
-	byPart := map[encoding.PartitionID][]*encoding.Span{}
-	for _, s := range spans {
-		p := encoding.PartitionOf(s.StartUnixNano, db.opts.PartitionWidth)
-		byPart[p] = append(byPart[p], s)
+// writeBlocks writes the spans of frozen heads as one block per partition
+// and returns the blocks, not yet visible (their metas are not written).
+func (db *DB) writeBlocks(tenant string, heads []*head) ([]*diskBlock, error) {
+	fl := newFlushTerms(heads)
+	byPart := map[encoding.PartitionID][]flushSpan{}
+	for hi, h := range heads {
+		for ord, s := range h.allSpans() {
+			p := encoding.PartitionOf(s.StartUnixNano, db.opts.PartitionWidth)
+			byPart[p] = append(byPart[p], flushSpan{s, uint16(hi), uint32(ord)})
+		}
 	}
 	var blocks []*diskBlock
 	for _, p := range slices.Sorted(maps.Keys(byPart)) {
-		b, err := db.writeBlock(tenant, p, byPart[p])
+		b, err := db.writeBlock(tenant, p, byPart[p], fl)
 		if err != nil {
 			return nil, err
 		}
 		blocks = append(blocks, b)
 	}
 	return blocks, nil
+}
+
+// flushSpan is a span being flushed, with where it sits in the heads.
+type flushSpan struct {
+	*encoding.Span
+	head uint16 // index into the flushed heads
+	ord  uint32 // ordinal in that head
+}
+
+// flushTerms maps the term IDs of the heads being flushed to one shared
+// numbering, and gathers a block's postings from the spans' term IDs.
+type flushTerms struct {
+	idx      []*headIndex
+	toGlobal [][]uint32 // per head: head term ID → global term ID
+	terms    []index.Term
+	lists    [][]uint32 // per global term ID: the block's ordinals
+	touched  []uint32
+}
+
+func newFlushTerms(heads []*head) *flushTerms {
+	fl := &flushTerms{}
+	ids := map[index.Term]uint32{}
+	for _, h := range heads {
+		x := h.frozenIndex()
+		fl.idx = append(fl.idx, x)
+		m := make([]uint32, len(x.byID))
+		for local, t := range x.byID {
+			g, ok := ids[t]
+			if !ok {
+				g = uint32(len(fl.terms))
+				ids[t] = g
+				fl.terms = append(fl.terms, t)
+			}
+			m[local] = g
+		}
+		fl.toGlobal = append(fl.toGlobal, m)
+	}
+	fl.lists = make([][]uint32, len(fl.terms))
+	return fl
+}
+
+// write adds the postings of spans, in their block order, to pw.
+func (fl *flushTerms) write(spans []flushSpan, pw *index.PostingsWriter) error {
+	for i, s := range spans {
+		m := fl.toGlobal[s.head]
+		for _, local := range fl.idx[s.head].termIDs(s.ord) {
+			g := m[local]
+			if fl.lists[g] == nil {
+				fl.touched = append(fl.touched, g)
+			}
+			fl.lists[g] = append(fl.lists[g], uint32(i))
+		}
+	}
+	slices.SortFunc(fl.touched, func(a, b uint32) int { return fl.terms[a].Compare(fl.terms[b]) })
+	for _, g := range fl.touched {
+		if err := pw.Add(fl.terms[g], fl.lists[g]); err != nil {
+			return err
+		}
+		fl.lists[g] = nil
+	}
+	fl.touched = fl.touched[:0]
+	return nil
 }
 
 // compareSpans is the order of spans in a block: trace ID, start, span ID.
@@ -197,8 +258,12 @@ func compareSpans(a, b *encoding.Span) int {
 	return bytes.Compare(a.SpanID[:], b.SpanID[:])
 }
 
-func (db *DB) writeBlock(tenant string, p encoding.PartitionID, spans []*encoding.Span) (*diskBlock, error) {
-	slices.SortStableFunc(spans, compareSpans)
+func (db *DB) writeBlock(tenant string, p encoding.PartitionID, fspans []flushSpan, fl *flushTerms) (*diskBlock, error) {
+	slices.SortStableFunc(fspans, func(a, b flushSpan) int { return compareSpans(a.Span, b.Span) })
+	spans := make([]*encoding.Span, len(fspans))
+	for i := range fspans {
+		spans[i] = fspans[i].Span
+	}
 	meta := &encoding.BlockMeta{
 		ID:        db.newBlockID(),
 		Partition: p,
@@ -238,14 +303,8 @@ func (db *DB) writeBlock(tenant string, p encoding.PartitionID, spans []*encodin
 	}
 
 	// Postings over the block's ordinals.
-	mp := index.NewMemPostings()
-	terms := index.NewTermExtractor(db.opts.MaxIndexedValueLen)
-	for i, s := range spans {
-		ord := uint32(i)
-		terms.SpanTerms(s, func(t index.Term) { mp.Add(ord, t) })
-	}
 	pw := index.NewPostingsWriter(nil)
-	if err := mp.ForEach(func(t index.Term, ords []uint32) error { return pw.Add(t, ords) }); err != nil {
+	if err := fl.write(fspans, pw); err != nil {
 		return nil, fmt.Errorf("write postings: %w", err)
 	}
 	dict, sections, err := pw.Finish()

@@ -23,11 +23,9 @@ import (
 type head struct {
 	created time.Time
 
-	postings *index.MemPostings   // safe for concurrent use on its own
-	terms    *index.TermExtractor // used under mu only
-
 	mu struct {
 		sync.RWMutex
+		index    *headIndex
 		spans    []*encoding.Span
 		traces   map[encoding.TraceID][]uint32
 		bytes    int64
@@ -38,8 +36,9 @@ type head struct {
 }
 
 func newHead(now time.Time, maxIndexedValueLen int) *head {
-	h := &head{created: now, postings: index.NewMemPostings(), terms: index.NewTermExtractor(maxIndexedValueLen)}
+	h := &head{created: now}
 	h.mu.traces = make(map[encoding.TraceID][]uint32)
+	h.mu.index = newHeadIndex(maxIndexedValueLen)
 	return h
 }
 
@@ -51,7 +50,7 @@ func (h *head) append(spans []*encoding.Span, bytes int64) {
 		ord := uint32(len(h.mu.spans))
 		h.mu.spans = append(h.mu.spans, s)
 		h.mu.traces[s.TraceID] = append(h.mu.traces[s.TraceID], ord)
-		h.terms.SpanTerms(s, func(t index.Term) { h.postings.Add(ord, t) })
+		h.mu.index.add(ord, s)
 		if len(h.mu.spans) == 1 || s.StartUnixNano < h.mu.minStart {
 			h.mu.minStart = s.StartUnixNano
 		}
@@ -91,10 +90,26 @@ func (h *head) Info() BlockInfo {
 }
 
 // Postings returns the ordinals of the head's spans that carry term t.
-func (h *head) Postings(t index.Term) (index.Postings, error) { return h.postings.Postings(t), nil }
+func (h *head) Postings(t index.Term) (index.Postings, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.mu.index.postings(t), nil
+}
 
 // Values returns the sorted values of term name in the head.
-func (h *head) Values(name string) ([]string, error) { return h.postings.Values(name), nil }
+func (h *head) Values(name string) ([]string, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.mu.index.values(name), nil
+}
+
+// frozenIndex returns the index of a head that no longer takes appends
+// (the store cut it); it may then be read without the lock.
+func (h *head) frozenIndex() *headIndex {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.mu.index
+}
 
 // MayContainTrace reports whether the head holds spans of trace id.
 func (h *head) MayContainTrace(id encoding.TraceID) bool {

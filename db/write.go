@@ -89,14 +89,14 @@ func (db *DB) Write(ctx context.Context, td ptrace.Traces) (WriteResult, error) 
 	return res, nil
 }
 
-// waitForRoom blocks while the tenant's live head holds twice its limit
-// and a flush is running, so that memory stays bounded when writes outpace
-// flushes: backpressure instead of an ever-growing head.
+// waitForRoom blocks while the tenant's live head is full and a flush is
+// running, so that memory stays bounded (one live and one frozen head) when
+// writes outpace flushes: backpressure instead of an ever-growing head.
 func (db *DB) waitForRoom(ctx context.Context, tenant string) error {
 	t := db.tenant(tenant)
 	over := func() bool {
 		n, b := t.liveHead(db).stats()
-		return n >= 2*db.opts.MaxHeadSpans || b >= 2*db.opts.MaxHeadBytes
+		return n >= db.opts.MaxHeadSpans || b >= db.opts.MaxHeadBytes
 	}
 	if !over() {
 		return nil
