@@ -1,6 +1,7 @@
 package db
 
 import (
+	"github.com/cespare/xxhash/v2"
 	"slices"
 	"strings"
 
@@ -18,8 +19,15 @@ import (
 // with its mutex (writers exclusive, readers shared). Lists handed to
 // readers stay valid because they are only ever appended to.
 type headIndex struct {
-	terms   *index.TermExtractor
-	ids     map[index.Term]uint32
+	terms *index.TermExtractor
+	// ids finds a term's ID by a 64-bit hash of the term: a map keyed by
+	// integers probes much faster than one keyed by two strings. A hit is
+	// confirmed against byID; the rare term whose hash collides with
+	// another's lives in collided instead.
+	ids      map[uint64]uint32
+	collided map[index.Term]uint32
+	hash     xxhash.Digest
+
 	byID    []index.Term        // term of each ID; strings owned
 	lists   [][]uint32          // ordinals of each ID, ascending
 	byName  map[string][]uint32 // IDs of each term name, in creation order
@@ -32,7 +40,7 @@ type headIndex struct {
 func newHeadIndex(maxIndexedValueLen int) *headIndex {
 	return &headIndex{
 		terms:  index.NewTermExtractor(maxIndexedValueLen),
-		ids:    map[index.Term]uint32{},
+		ids:    map[uint64]uint32{},
 		byName: map[string][]uint32{},
 	}
 }
@@ -41,15 +49,7 @@ func newHeadIndex(maxIndexedValueLen int) *headIndex {
 func (x *headIndex) add(ord uint32, s *encoding.Span) {
 	x.scratch = x.scratch[:0]
 	x.terms.SpanTerms(s, func(t index.Term) {
-		id, ok := x.ids[t]
-		if !ok {
-			t = index.Term{Name: strings.Clone(t.Name), Value: strings.Clone(t.Value)}
-			id = uint32(len(x.byID))
-			x.ids[t] = id
-			x.byID = append(x.byID, t)
-			x.lists = append(x.lists, nil)
-			x.byName[t.Name] = append(x.byName[t.Name], id)
-		}
+		id := x.intern(t)
 		l := x.lists[id]
 		if n := len(l); n > 0 && l[n-1] == ord {
 			return // the same term twice in one span
@@ -61,9 +61,58 @@ func (x *headIndex) add(ord uint32, s *encoding.Span) {
 	x.spanEnd = append(x.spanEnd, uint32(len(x.spanIDs)))
 }
 
+// termHash hashes t; name and value are separated by a byte no term
+// name contains.
+func (x *headIndex) termHash(t index.Term) uint64 {
+	x.hash.Reset()
+	x.hash.WriteString(t.Name)
+	x.hash.Write([]byte{0xff})
+	x.hash.WriteString(t.Value)
+	return x.hash.Sum64()
+}
+
+// lookup returns the ID of t, if it has one.
+func (x *headIndex) lookup(t index.Term) (uint32, bool) {
+	id, ok := x.ids[x.termHash(t)]
+	if ok && x.byID[id] == t {
+		return id, true
+	}
+	id, ok = x.collided[t]
+	return id, ok
+}
+
+// intern returns the ID of t, giving it one if it has none. t's strings
+// may be borrowed: they are cloned when kept.
+func (x *headIndex) intern(t index.Term) uint32 {
+	h := x.termHash(t)
+	id, ok := x.ids[h]
+	if ok && x.byID[id] == t {
+		return id
+	}
+	if ok { // another term has this hash
+		if id, ok := x.collided[t]; ok {
+			return id
+		}
+	}
+	t = index.Term{Name: strings.Clone(t.Name), Value: strings.Clone(t.Value)}
+	id = uint32(len(x.byID))
+	if ok {
+		if x.collided == nil {
+			x.collided = map[index.Term]uint32{}
+		}
+		x.collided[t] = id
+	} else {
+		x.ids[h] = id
+	}
+	x.byID = append(x.byID, t)
+	x.lists = append(x.lists, nil)
+	x.byName[t.Name] = append(x.byName[t.Name], id)
+	return id
+}
+
 // postings returns the ordinals of term t as of now.
 func (x *headIndex) postings(t index.Term) index.Postings {
-	id, ok := x.ids[t]
+	id, ok := x.lookup(t)
 	if !ok {
 		return index.EmptyPostings()
 	}
