@@ -187,3 +187,41 @@ func TestSecondOpenIsRefused(t *testing.T) {
 		t.Fatal("a second Open of a store in use succeeded")
 	}
 }
+
+// TestLargeSpansSplitRowGroups: row groups end by bytes as well as by span
+// count, so a block of huge spans is not one huge value.
+func TestLargeSpansSplitRowGroups(t *testing.T) {
+	opts := testOptions()
+	opts.RowGroupSpans = 4096
+	opts.Limits.MaxAttributeValueBytes = 1 << 20
+	opts.Limits.MaxSpanBytes = 2 << 20
+	d := openTest(t, t.TempDir(), opts)
+	defer d.Close()
+	ctx := context.Background()
+	big := string(make([]byte, 600<<10))
+	for i := byte(1); i <= 60; i++ {
+		mustWrite(t, d, ctx, makeTraces(spanSpec{trace: 1, span: i, service: "a", name: "big", start: uint64(i), dur: 1,
+			attrs: map[string]string{"payload": big}}))
+	}
+	if err := d.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := d.Snapshot(ctx)
+	var groups int
+	for _, r := range snap.Readers {
+		if b, ok := r.(*diskBlock); ok {
+			groups += len(b.meta.RowGroups)
+			for _, g := range b.meta.RowGroups {
+				if g.Spans > maxRowGroupBytes/(600<<10)+1 {
+					t.Errorf("row group of %d spans of 600 KiB", g.Spans)
+				}
+			}
+		}
+	}
+	if groups < 2 {
+		t.Fatalf("%d row groups for 36 MiB of spans", groups)
+	}
+	if got := collect(t, d, ctx, traceID(1)); len(got) != 60 {
+		t.Fatalf("read back %d spans, want 60", len(got))
+	}
+}

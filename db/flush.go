@@ -15,8 +15,13 @@ import (
 	"github.com/tracedb/tracedb/index"
 )
 
-// bloomFPR is the false-positive rate of a block's trace-ID filter.
-const bloomFPR = 0.01
+const (
+	// bloomFPR is the false-positive rate of a block's trace-ID filter.
+	bloomFPR = 0.01
+	// maxRowGroupBytes bounds a row group's span data (as spanBytes counts
+	// it) before encoding.
+	maxRowGroupBytes = 16 << 20
+)
 
 // flushDue returns why the heads should be flushed now, or "".
 func (db *DB) flushDue() string {
@@ -259,7 +264,7 @@ func compareSpans(a, b *encoding.Span) int {
 }
 
 func (db *DB) writeBlock(tenant string, p encoding.PartitionID, fspans []flushSpan, fl *flushTerms) (*diskBlock, error) {
-	slices.SortStableFunc(fspans, func(a, b flushSpan) int { return compareSpans(a.Span, b.Span) })
+	slices.SortFunc(fspans, func(a, b flushSpan) int { return compareSpans(a.Span, b.Span) })
 	spans := make([]*encoding.Span, len(fspans))
 	for i := range fspans {
 		spans[i] = fspans[i].Span
@@ -285,8 +290,17 @@ func (db *DB) writeBlock(tenant string, p encoding.PartitionID, fspans []flushSp
 		}
 	}
 	meta.Traces = uint64(len(traceIDs))
-	for lo := 0; lo < len(spans); lo += db.opts.RowGroupSpans {
-		group := spans[lo:min(lo+db.opts.RowGroupSpans, len(spans))]
+	for lo := 0; lo < len(spans); {
+		// A row group ends at RowGroupSpans spans or at about
+		// maxRowGroupBytes of span data, whichever comes first, so that
+		// huge spans cannot make a row group too large to read at once.
+		hi, bytes := lo, int64(0)
+		for hi < len(spans) && hi-lo < db.opts.RowGroupSpans && (hi == lo || bytes < maxRowGroupBytes) {
+			bytes += spanBytes(spans[hi])
+			hi++
+		}
+		group := spans[lo:hi]
+		lo = hi
 		v, err := enc.Encode(nil, group)
 		if err != nil {
 			return nil, fmt.Errorf("encode row group: %w", err)

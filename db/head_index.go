@@ -1,7 +1,7 @@
 package db
 
 import (
-	"github.com/cespare/xxhash/v2"
+	"hash/maphash"
 	"slices"
 	"strings"
 
@@ -20,14 +20,12 @@ import (
 // readers stay valid because they are only ever appended to.
 type headIndex struct {
 	terms *index.TermExtractor
-	// ids finds a term's ID by a 64-bit hash of the term: a map keyed by
-	// integers probes much faster than one keyed by two strings. A hit is
-	// confirmed against byID; the rare term whose hash collides with
-	// another's lives in collided instead.
-	ids      map[uint64]uint32
-	collided map[index.Term]uint32
-	hash     xxhash.Digest
-
+	// ids finds a term's ID by a 128-bit hash of the term, so that a lookup
+	// touches only the map: confirming a hit against the term's strings
+	// would cost two more cache misses per term, and with 128 bits two
+	// distinct terms of one head colliding is a 2^-100 event.
+	ids     map[termKey]uint32
+	h1, h2  maphash.Hash
 	byID    []index.Term        // term of each ID; strings owned
 	lists   [][]uint32          // ordinals of each ID, ascending
 	byName  map[string][]uint32 // IDs of each term name, in creation order
@@ -37,12 +35,18 @@ type headIndex struct {
 	scratch []uint32
 }
 
+// termKey is a term's 128-bit hash.
+type termKey [2]uint64
+
 func newHeadIndex(maxIndexedValueLen int) *headIndex {
-	return &headIndex{
+	x := &headIndex{
 		terms:  index.NewTermExtractor(maxIndexedValueLen),
-		ids:    map[uint64]uint32{},
+		ids:    map[termKey]uint32{},
 		byName: map[string][]uint32{},
 	}
+	x.h1.SetSeed(maphash.MakeSeed())
+	x.h2.SetSeed(maphash.MakeSeed())
+	return x
 }
 
 // add indexes the span with ordinal ord, which must be the next ordinal.
@@ -61,49 +65,30 @@ func (x *headIndex) add(ord uint32, s *encoding.Span) {
 	x.spanEnd = append(x.spanEnd, uint32(len(x.spanIDs)))
 }
 
-// termHash hashes t; name and value are separated by a byte no term
-// name contains.
-func (x *headIndex) termHash(t index.Term) uint64 {
-	x.hash.Reset()
-	x.hash.WriteString(t.Name)
-	x.hash.Write([]byte{0xff})
-	x.hash.WriteString(t.Value)
-	return x.hash.Sum64()
-}
-
-// lookup returns the ID of t, if it has one.
-func (x *headIndex) lookup(t index.Term) (uint32, bool) {
-	id, ok := x.ids[x.termHash(t)]
-	if ok && x.byID[id] == t {
-		return id, true
+// key hashes t; name and value are separated by a byte no term name
+// contains.
+func (x *headIndex) key(t index.Term) termKey {
+	var k termKey
+	for i, h := range []*maphash.Hash{&x.h1, &x.h2} {
+		h.Reset()
+		h.WriteString(t.Name)
+		h.WriteByte(0xff)
+		h.WriteString(t.Value)
+		k[i] = h.Sum64()
 	}
-	id, ok = x.collided[t]
-	return id, ok
+	return k
 }
 
 // intern returns the ID of t, giving it one if it has none. t's strings
 // may be borrowed: they are cloned when kept.
 func (x *headIndex) intern(t index.Term) uint32 {
-	h := x.termHash(t)
-	id, ok := x.ids[h]
-	if ok && x.byID[id] == t {
+	k := x.key(t)
+	if id, ok := x.ids[k]; ok {
 		return id
 	}
-	if ok { // another term has this hash
-		if id, ok := x.collided[t]; ok {
-			return id
-		}
-	}
 	t = index.Term{Name: strings.Clone(t.Name), Value: strings.Clone(t.Value)}
-	id = uint32(len(x.byID))
-	if ok {
-		if x.collided == nil {
-			x.collided = map[index.Term]uint32{}
-		}
-		x.collided[t] = id
-	} else {
-		x.ids[h] = id
-	}
+	id := uint32(len(x.byID))
+	x.ids[k] = id
 	x.byID = append(x.byID, t)
 	x.lists = append(x.lists, nil)
 	x.byName[t.Name] = append(x.byName[t.Name], id)
@@ -112,7 +97,7 @@ func (x *headIndex) intern(t index.Term) uint32 {
 
 // postings returns the ordinals of term t as of now.
 func (x *headIndex) postings(t index.Term) index.Postings {
-	id, ok := x.lookup(t)
+	id, ok := x.ids[x.key(t)]
 	if !ok {
 		return index.EmptyPostings()
 	}
