@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
@@ -63,12 +64,15 @@ func runDemo(ctx context.Context, out io.Writer, dir string) error {
 	defer store.Close()
 
 	now := time.Now()
-	traceID := encoding.TraceID{}
-	copy(traceID[:], fmt.Sprintf("%016x", now.UnixNano()))
+	var traceID encoding.TraceID
+	if _, err := rand.Read(traceID[:]); err != nil {
+		return err
+	}
 	td := ptrace.NewTraces()
 	ids := make([]pcommon.SpanID, len(demoTrace))
 	for i, d := range demoTrace {
-		ids[i] = pcommon.SpanID{0xde, 0x30, byte(now.Unix() >> 8), byte(now.Unix()), 0, 0, 0, byte(i + 1)}
+		copy(ids[i][:], traceID[:7])
+		ids[i][7] = byte(i + 1)
 		rs := td.ResourceSpans().AppendEmpty()
 		rs.Resource().Attributes().PutStr("service.name", d.service)
 		s := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
