@@ -275,7 +275,7 @@ func (db *DB) replayWAL(dir string, from uint64) error {
 			return fmt.Errorf("replay wal: %w", err)
 		}
 		spans, _ := encoding.FromTraces(nil, nil, td)
-		db.tenant(tenant).liveHead(db).append(spans, approxBytes(spans))
+		db.tenant(tenant).liveHead(db).append(spans)
 		return nil
 	}, db.log)
 	if err != nil {

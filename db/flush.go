@@ -18,8 +18,8 @@ import (
 const (
 	// bloomFPR is the false-positive rate of a block's trace-ID filter.
 	bloomFPR = 0.01
-	// maxRowGroupBytes bounds a row group's span data (as spanBytes counts
-	// it) before encoding.
+	// maxRowGroupBytes bounds a row group's span data, as head rows,
+	// before encoding.
 	maxRowGroupBytes = 16 << 20
 )
 
@@ -172,16 +172,22 @@ func (db *DB) setFlushing(v bool) {
 // and returns the blocks, not yet visible (their metas are not written).
 func (db *DB) writeBlocks(tenant string, heads []*head) ([]*diskBlock, error) {
 	fl := newFlushTerms(heads)
+	rows := make([]headRows, len(heads))
 	byPart := map[encoding.PartitionID][]flushSpan{}
 	for hi, h := range heads {
-		for ord, s := range h.allSpans() {
-			p := encoding.PartitionOf(s.StartUnixNano, db.opts.PartitionWidth)
-			byPart[p] = append(byPart[p], flushSpan{s, uint16(hi), uint32(ord)})
+		rows[hi] = h.capture()
+		for ord, row := range rows[hi].rows {
+			id, start, spanID, err := encoding.RowKey(row)
+			if err != nil {
+				return nil, err
+			}
+			p := encoding.PartitionOf(start, db.opts.PartitionWidth)
+			byPart[p] = append(byPart[p], flushSpan{id, start, spanID, uint16(hi), uint32(ord)})
 		}
 	}
 	var blocks []*diskBlock
 	for _, p := range slices.Sorted(maps.Keys(byPart)) {
-		b, err := db.writeBlock(tenant, p, byPart[p], fl)
+		b, err := db.writeBlock(tenant, p, byPart[p], rows, fl)
 		if err != nil {
 			return nil, err
 		}
@@ -190,11 +196,23 @@ func (db *DB) writeBlocks(tenant string, heads []*head) ([]*diskBlock, error) {
 	return blocks, nil
 }
 
-// flushSpan is a span being flushed, with where it sits in the heads.
+// flushSpan is a span being flushed: its sort key, and where its row sits
+// in the heads.
 type flushSpan struct {
-	*encoding.Span
-	head uint16 // index into the flushed heads
-	ord  uint32 // ordinal in that head
+	traceID encoding.TraceID
+	start   uint64
+	spanID  encoding.SpanID
+	head    uint16 // index into the flushed heads
+	ord     uint32 // ordinal in that head
+}
+
+// compareFlushSpans is the order of spans in a block: trace ID, start,
+// span ID.
+func compareFlushSpans(a, b flushSpan) int {
+	if c := a.traceID.Compare(b.traceID); c != 0 {
+		return c
+	}
+	return cmp.Or(cmp.Compare(a.start, b.start), bytes.Compare(a.spanID[:], b.spanID[:]))
 }
 
 // flushTerms maps the term IDs of the heads being flushed to one shared
@@ -252,54 +270,47 @@ func (fl *flushTerms) write(spans []flushSpan, pw *index.PostingsWriter) error {
 	return nil
 }
 
-// compareSpans is the order of spans in a block: trace ID, start, span ID.
-func compareSpans(a, b *encoding.Span) int {
-	if c := a.TraceID.Compare(b.TraceID); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.StartUnixNano, b.StartUnixNano); c != 0 {
-		return c
-	}
-	return bytes.Compare(a.SpanID[:], b.SpanID[:])
-}
-
-func (db *DB) writeBlock(tenant string, p encoding.PartitionID, fspans []flushSpan, fl *flushTerms) (*diskBlock, error) {
-	slices.SortFunc(fspans, func(a, b flushSpan) int { return compareSpans(a.Span, b.Span) })
-	spans := make([]*encoding.Span, len(fspans))
-	for i := range fspans {
-		spans[i] = fspans[i].Span
-	}
+func (db *DB) writeBlock(tenant string, p encoding.PartitionID, fspans []flushSpan, rows []headRows, fl *flushTerms) (*diskBlock, error) {
+	slices.SortFunc(fspans, compareFlushSpans)
 	meta := &encoding.BlockMeta{
 		ID:        db.newBlockID(),
 		Partition: p,
-		MinStart:  spans[0].StartUnixNano,
-		Spans:     uint64(len(spans)),
+		MinStart:  fspans[0].start,
+		Spans:     uint64(len(fspans)),
 	}
 	wb := db.bdb.NewWriteBatch()
 	defer wb.Cancel()
 
-	// Row groups, and the trace IDs for the filter.
-	enc := db.codec.NewRowGroupEncoder()
 	var traceIDs []encoding.TraceID
-	for i, s := range spans {
-		meta.MinStart = min(meta.MinStart, s.StartUnixNano)
-		meta.MaxStart = max(meta.MaxStart, s.StartUnixNano)
-		meta.MaxEnd = max(meta.MaxEnd, s.EndUnixNano)
-		if i == 0 || s.TraceID != spans[i-1].TraceID {
-			traceIDs = append(traceIDs, s.TraceID)
+	for i, s := range fspans {
+		meta.MinStart = min(meta.MinStart, s.start)
+		meta.MaxStart = max(meta.MaxStart, s.start)
+		if i == 0 || s.traceID != fspans[i-1].traceID {
+			traceIDs = append(traceIDs, s.traceID)
 		}
 	}
 	meta.Traces = uint64(len(traceIDs))
-	for lo := 0; lo < len(spans); {
+	// Row groups: decode one group's rows at a time, so the flush holds
+	// only one row group of decoded spans.
+	enc := db.codec.NewRowGroupEncoder()
+	var group []*encoding.Span
+	for lo := 0; lo < len(fspans); {
 		// A row group ends at RowGroupSpans spans or at about
-		// maxRowGroupBytes of span data, whichever comes first, so that
-		// huge spans cannot make a row group too large to read at once.
-		hi, bytes := lo, int64(0)
-		for hi < len(spans) && hi-lo < db.opts.RowGroupSpans && (hi == lo || bytes < maxRowGroupBytes) {
-			bytes += spanBytes(spans[hi])
+		// maxRowGroupBytes of rows, whichever comes first, so that huge
+		// spans cannot make a row group too large to read at once.
+		group = group[:0]
+		hi, size := lo, 0
+		for hi < len(fspans) && hi-lo < db.opts.RowGroupSpans && (hi == lo || size < maxRowGroupBytes) {
+			f := fspans[hi]
+			s, err := rows[f.head].span(f.ord)
+			if err != nil {
+				return nil, err
+			}
+			meta.MaxEnd = max(meta.MaxEnd, s.EndUnixNano)
+			size += len(rows[f.head].rows[f.ord])
+			group = append(group, s)
 			hi++
 		}
-		group := spans[lo:hi]
 		lo = hi
 		v, err := enc.Encode(nil, group)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -13,66 +14,130 @@ import (
 )
 
 // head holds a tenant's recent spans in memory, readable the instant they
-// are appended. Spans get ordinals in arrival order; the postings map terms
-// to ordinals. A head is appended to until the store cuts it; then it is
-// frozen (read-only) until its blocks are visible, and then dropped.
+// are appended. Spans get ordinals in arrival order; the head index maps
+// terms to ordinals. A head is appended to until the store cuts it; then it
+// is frozen (read-only) until its blocks are visible, and then dropped.
+//
+// Spans are kept as rows (encoding.AppendRow) in large arena chunks: a few
+// hundred bytes per span with no pointers for the GC to chase, where the
+// row model costs kilobytes in many small objects. Readers decode the rows
+// they need.
 //
 // Concurrency: append takes mu; readers take mu.RLock only to capture the
-// span slice and a trace's ordinals. Captured slices stay valid because the
-// head only appends: an append never rewrites an element a reader can see.
+// row slice and the resource and scope tables. Captured slices stay valid
+// because the head only appends: an append never rewrites an element or an
+// arena byte a reader can see.
 type head struct {
 	created time.Time
 
 	mu struct {
 		sync.RWMutex
-		index    *headIndex
-		spans    []*encoding.Span
-		traces   map[encoding.TraceID][]uint32
-		bytes    int64
-		minStart uint64
-		maxStart uint64
-		maxEnd   uint64
+		index     *headIndex
+		rows      [][]byte // row of each ordinal, pointing into arena chunks
+		arena     []byte   // the chunk being filled; never grown past its capacity
+		scratch   []byte   // a row being encoded
+		resources []*encoding.Resource
+		scopes    []*encoding.Scope
+		resIdx    map[*encoding.Resource]uint32
+		scopeIdx  map[*encoding.Scope]uint32
+		traces    map[encoding.TraceID][]uint32
+		bytes     int64
+		minStart  uint64
+		maxStart  uint64
+		maxEnd    uint64
 	}
 }
+
+// arenaChunk is the size of the head's row arena chunks.
+const arenaChunk = 1 << 20
+
+// headTermBytes approximates what one indexed term of a span costs the
+// head: its ordinal in a postings list and its ID in the span's term list.
+const headTermBytes = 8
 
 func newHead(now time.Time, maxIndexedValueLen int) *head {
 	h := &head{created: now}
 	h.mu.traces = make(map[encoding.TraceID][]uint32)
 	h.mu.index = newHeadIndex(maxIndexedValueLen)
+	h.mu.resIdx = map[*encoding.Resource]uint32{}
+	h.mu.scopeIdx = map[*encoding.Scope]uint32{}
 	return h
 }
 
-// append adds spans whose approximate encoded sizes sum to bytes.
-func (h *head) append(spans []*encoding.Span, bytes int64) {
+// append adds spans to the head.
+func (h *head) append(spans []*encoding.Span) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, s := range spans {
-		ord := uint32(len(h.mu.spans))
-		h.mu.spans = append(h.mu.spans, s)
+		ord := uint32(len(h.mu.rows))
+		row := h.appendRowLocked(s)
+		h.mu.rows = append(h.mu.rows, row)
 		h.mu.traces[s.TraceID] = append(h.mu.traces[s.TraceID], ord)
+		terms := len(h.mu.index.spanIDs)
 		h.mu.index.add(ord, s)
-		if len(h.mu.spans) == 1 || s.StartUnixNano < h.mu.minStart {
+		h.mu.bytes += int64(len(row)+24) + int64(len(h.mu.index.spanIDs)-terms)*headTermBytes
+		if ord == 0 || s.StartUnixNano < h.mu.minStart {
 			h.mu.minStart = s.StartUnixNano
 		}
 		h.mu.maxStart = max(h.mu.maxStart, s.StartUnixNano)
 		h.mu.maxEnd = max(h.mu.maxEnd, s.EndUnixNano)
 	}
-	h.mu.bytes += bytes
 }
 
-// stats returns the span count and approximate bytes.
+// appendRowLocked encodes s into the arena and returns its row.
+func (h *head) appendRowLocked(s *encoding.Span) []byte {
+	ri, ok := h.mu.resIdx[s.Resource]
+	if !ok {
+		ri = uint32(len(h.mu.resources))
+		h.mu.resIdx[s.Resource] = ri
+		h.mu.resources = append(h.mu.resources, s.Resource)
+	}
+	si, ok := h.mu.scopeIdx[s.Scope]
+	if !ok {
+		si = uint32(len(h.mu.scopes))
+		h.mu.scopeIdx[s.Scope] = si
+		h.mu.scopes = append(h.mu.scopes, s.Scope)
+	}
+	h.mu.scratch = encoding.AppendRow(h.mu.scratch[:0], s, ri, si)
+	row := h.mu.scratch
+	if len(h.mu.arena)+len(row) > cap(h.mu.arena) {
+		// A new chunk: bytes already handed to readers are never copied
+		// or reused.
+		h.mu.arena = make([]byte, 0, max(arenaChunk, len(row)))
+	}
+	start := len(h.mu.arena)
+	h.mu.arena = append(h.mu.arena, row...)
+	return h.mu.arena[start:len(h.mu.arena):len(h.mu.arena)]
+}
+
+// stats returns the span count and approximate bytes held.
 func (h *head) stats() (spans int, bytes int64) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return len(h.mu.spans), h.mu.bytes
+	return len(h.mu.rows), h.mu.bytes
 }
 
-// allSpans returns the spans appended so far, in ordinal order. The slice
-// must not be modified.
-func (h *head) allSpans() []*encoding.Span {
+// headRows is a consistent capture of a head's rows and the tables their
+// resource and scope indexes refer to.
+type headRows struct {
+	rows      [][]byte
+	resources []*encoding.Resource
+	scopes    []*encoding.Scope
+}
+
+func (r *headRows) span(ord uint32) (*encoding.Span, error) {
+	s, err := encoding.DecodeRow(r.rows[ord], r.resources, r.scopes)
+	if err != nil {
+		return nil, fmt.Errorf("head span %d: %w", ord, err)
+	}
+	return s, nil
+}
+
+// capture returns the rows appended so far.
+func (h *head) capture() headRows {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return h.mu.spans
+	return headRows{h.mu.rows, h.mu.resources, h.mu.scopes}
 }
 
 // Info describes the head as a reader.
@@ -84,7 +149,7 @@ func (h *head) Info() BlockInfo {
 		MinStart: h.mu.minStart,
 		MaxStart: h.mu.maxStart,
 		MaxEnd:   h.mu.maxEnd,
-		Spans:    uint64(len(h.mu.spans)),
+		Spans:    uint64(len(h.mu.rows)),
 		Traces:   uint64(len(h.mu.traces)),
 	}
 }
@@ -121,7 +186,7 @@ func (h *head) MayContainTrace(id encoding.TraceID) bool {
 
 // Spans calls fn for each ordinal of ords with its span.
 func (h *head) Spans(ctx context.Context, ords index.Postings, fn func(ord uint32, s *encoding.Span) error) error {
-	spans := h.allSpans()
+	rows := h.capture()
 	for i := 0; ords.Next(); i++ {
 		if i%1024 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -129,33 +194,42 @@ func (h *head) Spans(ctx context.Context, ords index.Postings, fn func(ord uint3
 			}
 		}
 		ord := ords.At()
-		if int(ord) >= len(spans) {
-			break // a posting appended after spans was captured
+		if int(ord) >= len(rows.rows) {
+			break // a posting appended after the rows were captured
 		}
-		if err := fn(ord, spans[ord]); err != nil {
+		s, err := rows.span(ord)
+		if err != nil {
+			return err
+		}
+		if err := fn(ord, s); err != nil {
 			return err
 		}
 	}
 	return ords.Err()
 }
 
-// TraceSpans calls fn for every span of trace id, in ascending start time.
+// TraceSpans calls fn for every span of trace id, in ascending start time,
+// then span ID.
 func (h *head) TraceSpans(ctx context.Context, id encoding.TraceID, fn func(s *encoding.Span) error) error {
 	h.mu.RLock()
-	spans := h.mu.spans
+	rows := headRows{h.mu.rows, h.mu.resources, h.mu.scopes}
 	ords := slices.Clone(h.mu.traces[id])
 	h.mu.RUnlock()
 	trace := make([]*encoding.Span, len(ords))
 	for i, o := range ords {
-		trace[i] = spans[o]
-	}
-	slices.SortStableFunc(trace, compareStartSpanID)
-	for i, s := range trace {
 		if i%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
+		s, err := rows.span(o)
+		if err != nil {
+			return err
+		}
+		trace[i] = s
+	}
+	slices.SortStableFunc(trace, compareStartSpanID)
+	for _, s := range trace {
 		if err := fn(s); err != nil {
 			return err
 		}

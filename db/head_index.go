@@ -1,7 +1,7 @@
 package db
 
 import (
-	"hash/maphash"
+	"github.com/zeebo/xxh3"
 	"slices"
 	"strings"
 
@@ -24,8 +24,14 @@ type headIndex struct {
 	// touches only the map: confirming a hit against the term's strings
 	// would cost two more cache misses per term, and with 128 bits two
 	// distinct terms of one head colliding is a 2^-100 event.
-	ids     map[termKey]uint32
-	h1, h2  maphash.Hash
+	ids map[xxh3.Uint128]uint32
+	buf []byte // scratch for hashing
+
+	// The term IDs of each resource and scope seen: every span of a
+	// ResourceSpans shares its *Resource, so its terms are interned once.
+	resTerms   map[*encoding.Resource][]uint32
+	scopeTerms map[*encoding.Scope][]uint32
+
 	byID    []index.Term        // term of each ID; strings owned
 	lists   [][]uint32          // ordinals of each ID, ascending
 	byName  map[string][]uint32 // IDs of each term name, in creation order
@@ -35,48 +41,60 @@ type headIndex struct {
 	scratch []uint32
 }
 
-// termKey is a term's 128-bit hash.
-type termKey [2]uint64
-
 func newHeadIndex(maxIndexedValueLen int) *headIndex {
 	x := &headIndex{
-		terms:  index.NewTermExtractor(maxIndexedValueLen),
-		ids:    map[termKey]uint32{},
-		byName: map[string][]uint32{},
+		terms:      index.NewTermExtractor(maxIndexedValueLen),
+		ids:        map[xxh3.Uint128]uint32{},
+		resTerms:   map[*encoding.Resource][]uint32{},
+		scopeTerms: map[*encoding.Scope][]uint32{},
+		byName:     map[string][]uint32{},
 	}
-	x.h1.SetSeed(maphash.MakeSeed())
-	x.h2.SetSeed(maphash.MakeSeed())
 	return x
 }
 
 // add indexes the span with ordinal ord, which must be the next ordinal.
 func (x *headIndex) add(ord uint32, s *encoding.Span) {
 	x.scratch = x.scratch[:0]
-	x.terms.SpanTerms(s, func(t index.Term) {
-		id := x.intern(t)
-		l := x.lists[id]
-		if n := len(l); n > 0 && l[n-1] == ord {
-			return // the same term twice in one span
+	res, ok := x.resTerms[s.Resource]
+	if !ok {
+		for _, t := range x.terms.ResourceTerms(s.Resource) {
+			res = append(res, x.intern(t))
 		}
-		x.lists[id] = append(l, ord)
-		x.scratch = append(x.scratch, id)
-	})
+		x.resTerms[s.Resource] = res
+	}
+	scope, ok := x.scopeTerms[s.Scope]
+	if !ok {
+		for _, t := range x.terms.ScopeTerms(s.Scope) {
+			scope = append(scope, x.intern(t))
+		}
+		x.scopeTerms[s.Scope] = scope
+	}
+	for _, id := range res {
+		x.addID(ord, id)
+	}
+	for _, id := range scope {
+		x.addID(ord, id)
+	}
+	x.terms.SpanOwnTerms(s, func(t index.Term) { x.addID(ord, x.intern(t)) })
 	x.spanIDs = append(x.spanIDs, x.scratch...)
 	x.spanEnd = append(x.spanEnd, uint32(len(x.spanIDs)))
 }
 
+// addID adds ord to the list of term id, once.
+func (x *headIndex) addID(ord, id uint32) {
+	l := x.lists[id]
+	if n := len(l); n > 0 && l[n-1] == ord {
+		return // the same term twice in one span
+	}
+	x.lists[id] = append(l, ord)
+	x.scratch = append(x.scratch, id)
+}
+
 // key hashes t; name and value are separated by a byte no term name
 // contains.
-func (x *headIndex) key(t index.Term) termKey {
-	var k termKey
-	for i, h := range []*maphash.Hash{&x.h1, &x.h2} {
-		h.Reset()
-		h.WriteString(t.Name)
-		h.WriteByte(0xff)
-		h.WriteString(t.Value)
-		k[i] = h.Sum64()
-	}
-	return k
+func (x *headIndex) key(t index.Term) xxh3.Uint128 {
+	x.buf = append(append(append(x.buf[:0], t.Name...), 0xff), t.Value...)
+	return xxh3.Hash128(x.buf)
 }
 
 // intern returns the ID of t, giving it one if it has none. t's strings

@@ -37,7 +37,6 @@ func (db *DB) Write(ctx context.Context, td ptrace.Traces) (WriteResult, error) 
 	spans, refs := encoding.FromTraces(nil, nil, td)
 	db.metrics.spansReceived.Add(float64(len(spans)))
 	accepted := spans[:0]
-	var bytes int64
 	for i, s := range spans {
 		reason, detail := validateSpan(s, &db.opts.Limits)
 		if reason != "" {
@@ -46,7 +45,6 @@ func (db *DB) Write(ctx context.Context, td ptrace.Traces) (WriteResult, error) 
 			continue
 		}
 		accepted = append(accepted, s)
-		bytes += spanBytes(s)
 	}
 	if len(accepted) == 0 {
 		return res, nil
@@ -66,7 +64,7 @@ func (db *DB) Write(ctx context.Context, td ptrace.Traces) (WriteResult, error) 
 	db.cutMu.RLock()
 	pos, err := db.wal.Append(rec)
 	if err == nil {
-		db.tenant(tenant).liveHead(db).append(accepted, bytes)
+		db.tenant(tenant).liveHead(db).append(accepted)
 	}
 	db.cutMu.RUnlock()
 	if err != nil {
@@ -114,34 +112,4 @@ func (db *DB) waitForRoom(ctx context.Context, tenant string) error {
 		db.flushCond.Wait()
 	}
 	return nil
-}
-
-// spanBytes approximates the memory a span holds in the head, for the
-// MaxHeadBytes trigger.
-func spanBytes(s *encoding.Span) int64 {
-	n := int64(200 + len(s.Name) + len(s.TraceState) + len(s.StatusMessage))
-	n += kvBytes(s.Attrs)
-	for i := range s.Events {
-		n += 64 + int64(len(s.Events[i].Name)) + kvBytes(s.Events[i].Attrs)
-	}
-	for i := range s.Links {
-		n += 80 + int64(len(s.Links[i].TraceState)) + kvBytes(s.Links[i].Attrs)
-	}
-	return n
-}
-
-func kvBytes(kvs []encoding.KeyValue) int64 {
-	var n int64
-	for i := range kvs {
-		n += 56 + int64(len(kvs[i].Key)+len(kvs[i].Value.Str)) + kvBytes(kvs[i].Value.Kids)
-	}
-	return n
-}
-
-func approxBytes(spans []*encoding.Span) int64 {
-	var n int64
-	for _, s := range spans {
-		n += spanBytes(s)
-	}
-	return n
 }
