@@ -23,6 +23,12 @@ import (
 	"github.com/tracedb/tracedb/encoding"
 )
 
+// Badger settings tracedb fixes; see open.
+const (
+	badgerValueThreshold = 4 << 10
+	badgerMemtables      = 3
+)
+
 // Subdirectories of a store's directory.
 const (
 	badgerDir = "badger"
@@ -119,6 +125,13 @@ func (db *DB) open() error {
 		WithBlockCacheSize(db.opts.BadgerBlockCacheBytes).
 		WithMemTableSize(db.opts.BadgerMemTableBytes).
 		WithNumVersionsToKeep(1).
+		// Row groups and postings sections are tens of KiB and more: in the
+		// value log they are written once, where in the LSM tree every
+		// compaction would copy them again and every memtable would hold
+		// them. Small values (metas, dictionaries of small blocks) stay in
+		// the tree.
+		WithValueThreshold(badgerValueThreshold).
+		WithNumMemtables(badgerMemtables).
 		WithMetricsEnabled(false)
 	var err error
 	if db.bdb, err = badger.Open(bopts); err != nil {

@@ -86,12 +86,12 @@ type Options struct {
 	WALSegmentSize int64
 
 	// MaxHeadSpans flushes the head when it holds this many spans. Default
-	// 131,072: with one head filling while another is flushed, that keeps a
-	// 2-core ingest of the ClickHouse-shape workload under 1 GiB of RSS
+	// 262,144: with one head filling while another is flushed, a 2-core
+	// ingest of the ClickHouse-shape workload stays under 1 GiB of RSS
 	// (bench/RESULTS.md); larger heads make larger, denser blocks.
 	MaxHeadSpans int
 	// MaxHeadBytes flushes the head when its spans' approximate size passes
-	// this (rows and index entries). Default 128 MiB.
+	// this (rows and index entries). Default 256 MiB.
 	MaxHeadBytes int64
 	// MaxHeadAge flushes a non-empty head this long after its first span.
 	// Default 5 minutes.
@@ -120,8 +120,8 @@ const (
 	MinPartitionWidth            = time.Minute
 	DefaultGroupWindow           = 2 * time.Millisecond
 	DefaultWALSegmentSize        = 128 << 20
-	DefaultMaxHeadSpans          = 1 << 17
-	DefaultMaxHeadBytes          = 128 << 20
+	DefaultMaxHeadSpans          = 1 << 18
+	DefaultMaxHeadBytes          = 256 << 20
 	DefaultMaxHeadAge            = 5 * time.Minute
 	DefaultRowGroupSpans         = 4096
 	DefaultMaxIndexedValueLen    = 256
