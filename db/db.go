@@ -151,7 +151,7 @@ func (db *DB) open() error {
 	db.wal, err = wal.Open(wal.Options{
 		Dir:         walPath,
 		SegmentSize: db.opts.WALSegmentSize,
-		Sync:        db.opts.Sync.wal(),
+		Sync:        db.opts.Sync,
 		GroupWindow: db.opts.GroupWindow,
 		Logger:      db.log,
 		MinSegment:  checkpoint, // numbering never falls below where replay starts

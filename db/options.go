@@ -11,32 +11,21 @@ import (
 	"github.com/tracedb/tracedb/db/internal/wal"
 )
 
-// SyncMode says when a write is durable enough to be acknowledged.
-type SyncMode int
+// SyncMode says when a write is durable enough to be acknowledged. It is
+// the write-ahead log's own setting.
+type SyncMode = wal.SyncMode
 
 const (
 	// SyncGroup acknowledges a write after an fsync of the write-ahead log
 	// that covers it; concurrent writes share one fsync per GroupWindow.
-	SyncGroup SyncMode = iota
+	SyncGroup = wal.SyncGroup
 	// SyncEveryWrite fsyncs before every acknowledgement (concurrent writers
 	// still share an fsync that covers all of them).
-	SyncEveryWrite
+	SyncEveryWrite = wal.SyncEveryWrite
 	// SyncNone acknowledges once the write is in the OS page cache: it
 	// survives the process being killed, not the machine losing power.
-	SyncNone
+	SyncNone = wal.SyncNone
 )
-
-func (m SyncMode) String() string {
-	switch m {
-	case SyncGroup:
-		return "group"
-	case SyncEveryWrite:
-		return "every-write"
-	case SyncNone:
-		return "none"
-	}
-	return fmt.Sprintf("SyncMode(%d)", int(m))
-}
 
 // Clock tells the time. Options.Clock lets tests move time by hand.
 type Clock interface {
@@ -203,14 +192,4 @@ func (o Options) Validate() error {
 		return fmt.Errorf("invalid options: %w", errors.Join(errs...))
 	}
 	return nil
-}
-
-func (m SyncMode) wal() wal.SyncMode {
-	switch m {
-	case SyncEveryWrite:
-		return wal.SyncEveryWrite
-	case SyncNone:
-		return wal.SyncNone
-	}
-	return wal.SyncGroup
 }
