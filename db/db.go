@@ -172,7 +172,8 @@ func (db *DB) open() error {
 
 // checkFormat stores the format record in a new store, or checks it.
 func (db *DB) checkFormat() error {
-	want := encoding.FormatRecord{Version: encoding.FormatVersion, PartitionWidth: db.opts.PartitionWidth}
+	want := encoding.FormatRecord{Version: encoding.FormatVersion, PartitionWidth: db.opts.PartitionWidth,
+		MaxIndexedValueLen: uint32(db.opts.MaxIndexedValueLen)}
 	return db.bdb.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(encoding.KeyFormat)
 		if errors.Is(err, badger.ErrKeyNotFound) {
@@ -192,6 +193,10 @@ func (db *DB) checkFormat() error {
 		if got.PartitionWidth != want.PartitionWidth {
 			return fmt.Errorf("%w: store %s was created with PartitionWidth %s, options say %s",
 				ErrFormatMismatch, db.dir, got.PartitionWidth, want.PartitionWidth)
+		}
+		if got.MaxIndexedValueLen != want.MaxIndexedValueLen {
+			return fmt.Errorf("%w: store %s was created with MaxIndexedValueLen %d, options say %d",
+				ErrFormatMismatch, db.dir, got.MaxIndexedValueLen, want.MaxIndexedValueLen)
 		}
 		return nil
 	})
@@ -400,6 +405,11 @@ func (db *DB) loop() {
 		}
 	}
 }
+
+// MaxIndexedValueLen returns the longest attribute value (in its string
+// form) that has a posting in this store; readers must verify longer values
+// on spans. It is fixed for the life of the store.
+func (db *DB) MaxIndexedValueLen() int { return db.opts.MaxIndexedValueLen }
 
 // Flush writes every head into blocks now and drops the WAL it covered.
 func (db *DB) Flush() error {

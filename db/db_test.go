@@ -342,9 +342,14 @@ func TestFormatChecks(t *testing.T) {
 	if _, err := Open(dir, opts); !errors.Is(err, ErrFormatMismatch) {
 		t.Fatalf("reopen with another partition width: %v, want ErrFormatMismatch", err)
 	}
+	opts = testOptions()
+	opts.MaxIndexedValueLen = 64
+	if _, err := Open(dir, opts); !errors.Is(err, ErrFormatMismatch) {
+		t.Fatalf("reopen with another MaxIndexedValueLen: %v, want ErrFormatMismatch", err)
+	}
 	// A store written by a newer format version is refused.
 	d = openTest(t, dir, testOptions())
-	newer := encoding.FormatRecord{Version: encoding.FormatVersion + 1, PartitionWidth: time.Hour}
+	newer := encoding.FormatRecord{Version: encoding.FormatVersion + 1, PartitionWidth: time.Hour, MaxIndexedValueLen: DefaultMaxIndexedValueLen}
 	if err := d.bdb.Update(func(txn *badgerTxn) error { return txn.Set(encoding.KeyFormat, newer.Encode()) }); err != nil {
 		t.Fatal(err)
 	}

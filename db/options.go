@@ -89,7 +89,8 @@ type Options struct {
 	RowGroupSpans int
 	// MaxIndexedValueLen is the longest attribute value (in its string form)
 	// that gets a postings entry; longer values are still stored and are
-	// matched from the columns. Default 256.
+	// matched from the columns. Like PartitionWidth, it is fixed when the
+	// store is created. Default 256.
 	MaxIndexedValueLen int
 	// TraceChunkSpans is the most spans GetTrace yields in one chunk.
 	// Default 10,000.

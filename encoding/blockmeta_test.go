@@ -75,7 +75,7 @@ func TestBlockMetaCorruption(t *testing.T) {
 }
 
 func TestFormatRecord(t *testing.T) {
-	f := FormatRecord{Version: FormatVersion, PartitionWidth: time.Hour}
+	f := FormatRecord{Version: FormatVersion, PartitionWidth: time.Hour, MaxIndexedValueLen: 256}
 	got, err := DecodeFormatRecord(f.Encode())
 	if err != nil || got != f {
 		t.Fatalf("round trip = %+v, %v", got, err)
@@ -110,9 +110,9 @@ func TestGoldenBlockMeta(t *testing.T) {
 			}
 			return err
 		}},
-		{"format/v1.bin", FormatRecord{Version: 1, PartitionWidth: time.Hour}.Encode, func(b []byte) error {
+		{"format/v1.bin", FormatRecord{Version: 1, PartitionWidth: time.Hour, MaxIndexedValueLen: 256}.Encode, func(b []byte) error {
 			f, err := DecodeFormatRecord(b)
-			if err == nil && f != (FormatRecord{Version: 1, PartitionWidth: time.Hour}) {
+			if err == nil && f != (FormatRecord{Version: 1, PartitionWidth: time.Hour, MaxIndexedValueLen: 256}) {
 				err = errors.New("decoded record differs")
 			}
 			return err
@@ -155,7 +155,7 @@ func FuzzDecodeBlockMeta(f *testing.F) {
 }
 
 func FuzzDecodeFormatRecord(f *testing.F) {
-	f.Add(FormatRecord{Version: 1, PartitionWidth: time.Hour}.Encode())
+	f.Add(FormatRecord{Version: 1, PartitionWidth: time.Hour, MaxIndexedValueLen: 256}.Encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if _, err := DecodeFormatRecord(b); err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrNewerFormat) {
 			t.Fatalf("unexpected error kind: %v", err)

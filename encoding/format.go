@@ -6,12 +6,15 @@ import (
 )
 
 // FormatRecord is stored once per store under KeyFormat. It fixes what
-// cannot change for the life of a store: the format version and the
-// partition width. Open refuses a store whose version is newer than this
-// build, or whose partition width differs from the options.
+// cannot change for the life of a store: the format version, the partition
+// width, and the longest attribute value that gets a posting (a reader
+// must know which values it can look up and which it must verify on
+// spans). Open refuses a store whose version is newer than this build, or
+// whose fixed options differ from the caller's.
 type FormatRecord struct {
-	Version        uint32
-	PartitionWidth time.Duration
+	Version            uint32
+	PartitionWidth     time.Duration
+	MaxIndexedValueLen uint32
 }
 
 // Store format constants.
@@ -19,6 +22,8 @@ const (
 	FormatMagic uint32 = 0x54444246 // "TDBF"
 	// FormatVersion is the store format this build writes. Versions only grow.
 	FormatVersion uint32 = 1
+
+	formatRecordLen = 24
 )
 
 // ErrNewerFormat says the store was written by a newer tracedb.
@@ -30,6 +35,7 @@ func (f FormatRecord) Encode() []byte {
 	e.PutBE32(FormatMagic)
 	e.PutBE32(f.Version)
 	e.PutBE64(uint64(f.PartitionWidth))
+	e.PutBE32(f.MaxIndexedValueLen)
 	e.PutBE32(Checksum(e.B))
 	return e.B
 }
@@ -43,6 +49,7 @@ func DecodeFormatRecord(b []byte) (FormatRecord, error) {
 	magic := d.BE32()
 	f.Version = d.BE32()
 	f.PartitionWidth = time.Duration(d.BE64())
+	f.MaxIndexedValueLen = d.BE32()
 	sum := d.BE32()
 	if err := d.Err(); err != nil {
 		return f, err
@@ -53,8 +60,8 @@ func DecodeFormatRecord(b []byte) (FormatRecord, error) {
 	if magic != FormatMagic {
 		return f, Corruptf(what, 0, "bad magic %08x", magic)
 	}
-	if got := Checksum(b[:16]); got != sum {
-		return f, Corruptf(what, 16, "checksum %08x, want %08x", got, sum)
+	if got := Checksum(b[:formatRecordLen-4]); got != sum {
+		return f, Corruptf(what, formatRecordLen-4, "checksum %08x, want %08x", got, sum)
 	}
 	if f.Version > FormatVersion {
 		return f, fmt.Errorf("%w: store format v%d, this build reads up to v%d", ErrNewerFormat, f.Version, FormatVersion)

@@ -81,11 +81,11 @@ func (s dbStore) GetTrace(ctx context.Context, id encoding.TraceID, r db.TimeRan
 
 // Options configure an Engine. The zero value of a field means its default.
 type Options struct {
-	// MaxIndexedValueLen must be the MaxIndexedValueLen of the store's
-	// db.Options (or smaller, at some cost in speed): attribute values and
-	// keys longer than it have no postings, so the engine finds them by
-	// reading spans. A larger value than the store's would miss spans.
-	// Default db.DefaultMaxIndexedValueLen (256).
+	// MaxIndexedValueLen is the longest attribute value the engine looks
+	// up in postings; longer ones it finds by reading spans. NewEngine
+	// takes it from the store (db.DB.MaxIndexedValueLen) when it is 0 and
+	// refuses a larger one, which would miss spans. NewEngineWithStore
+	// defaults it to db.DefaultMaxIndexedValueLen (256).
 	MaxIndexedValueLen int
 	// DefaultLimit is the number of traces a search returns when its Limit
 	// is 0. Default 20, Jaeger's default search depth.
@@ -149,9 +149,14 @@ type Engine struct {
 	opts  Options
 }
 
-// NewEngine returns an engine over d. opts.MaxIndexedValueLen must match
-// the one d was opened with.
+// NewEngine returns an engine over d.
 func NewEngine(d *db.DB, opts Options) (*Engine, error) {
+	switch n := d.MaxIndexedValueLen(); {
+	case opts.MaxIndexedValueLen == 0:
+		opts.MaxIndexedValueLen = n
+	case opts.MaxIndexedValueLen > n:
+		return nil, fmt.Errorf("invalid query options: MaxIndexedValueLen %d is above the store's %d", opts.MaxIndexedValueLen, n)
+	}
 	return NewEngineWithStore(dbStore{d}, opts)
 }
 
