@@ -73,7 +73,7 @@ func (b *diskBlock) postingsReader() (*index.PostingsReader, error) {
 				return nil, encoding.Corruptf("postings", -1, "section %d of %d", section, b.meta.PostingsSections)
 			}
 			return b.get(b.key(encoding.KindPostings, uint32(section)))
-		}, nil)
+		}, &index.PostingsReaderOptions{Decoder: b.codec.Decoder()})
 		if b.postingsErr != nil {
 			b.postingsErr = fmt.Errorf("block %s postings: %w", b.meta.ID, b.postingsErr)
 		}

@@ -192,6 +192,12 @@ func newCodec(level zstd.EncoderLevel) (*Codec, error) {
 	return &Codec{enc: enc, dec: dec}, nil
 }
 
+// Decoder returns the codec's zstd decoder, for other readers of the store
+// to share (a zstd.Decoder is safe for concurrent use). It decodes with
+// DecodeAll's capacity limit and without frame checksums (tracedb's own
+// CRC32Cs cover the frames), and is closed by Close.
+func (c *Codec) Decoder() *zstd.Decoder { return c.dec }
+
 // Close releases the zstd encoder and decoder. The Codec must not be used
 // afterwards.
 func (c *Codec) Close() {

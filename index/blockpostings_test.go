@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/tracedb/tracedb/encoding"
 )
@@ -242,24 +243,89 @@ func checkPostingsRange(t *testing.T, pr func(name, from, to string, fn func(str
 
 func TestPostingsRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
-		name        string
-		terms       int
-		sectionSize int
+		name  string
+		terms int
+		opts  PostingsWriterOptions
 	}{
-		{"one term", 1, 0},
-		{"small sections", 200, 64},
-		{"4k sections", 500, 4096},
-		{"default sections", 500, 0},
+		{"one term", 1, PostingsWriterOptions{}},
+		{"small sections, one-run pages", 200, PostingsWriterOptions{SectionSize: 64, DictPageSize: 1}},
+		{"4k sections, small pages", 500, PostingsWriterOptions{SectionSize: 4096, DictPageSize: 256}},
+		{"uncompressed", 500, PostingsWriterOptions{SectionSize: 4096, DictPageSize: 256, Compression: PostingsUncompressed}},
+		{"defaults", 500, PostingsWriterOptions{}},
+		{"many terms", 5000, PostingsWriterOptions{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := rand.New(rand.NewPCG(11, uint64(tc.terms+tc.sectionSize)))
+			r := rand.New(rand.NewPCG(11, uint64(tc.terms+tc.opts.SectionSize)))
 			lists := randTermLists(r, tc.terms)
-			dict, secs := writePostings(t, lists, &PostingsWriterOptions{SectionSize: tc.sectionSize})
-			if tc.sectionSize > 0 && tc.terms > 100 && len(secs) < 2 {
-				t.Fatalf("%d sections of at most %d bytes", len(secs), tc.sectionSize)
+			dict, secs := writePostings(t, lists, &tc.opts)
+			if tc.opts.SectionSize > 0 && tc.terms > 100 && len(secs) < 2 {
+				t.Fatalf("%d sections of at most %d bytes", len(secs), tc.opts.SectionSize)
 			}
-			pr, _ := openPostings(t, dict, secs, nil)
-			checkReader(t, pr, lists)
+			for _, cache := range []int{0, -1} {
+				if cache < 0 && tc.terms > 500 {
+					continue // without a cache every lookup decompresses: slow
+				}
+				pr, _ := openPostings(t, dict, secs, &PostingsReaderOptions{CacheBytes: cache})
+				if tc.opts.DictPageSize > 0 && tc.terms > 100 && len(pr.pages) < 2 {
+					t.Fatalf("%d dictionary pages of %d bytes", len(pr.pages), tc.opts.DictPageSize)
+				}
+				checkReader(t, pr, lists)
+			}
+		})
+	}
+}
+
+// TestPostingsSharedDecoder reads two blocks' postings with one zstd
+// decoder.
+func TestPostingsSharedDecoder(t *testing.T) {
+	dec, err := zstd.NewReader(nil, zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	for seed := uint64(0); seed < 2; seed++ {
+		lists := randTermLists(rand.New(rand.NewPCG(17, seed)), 300)
+		dict, secs := writePostings(t, lists, &PostingsWriterOptions{SectionSize: 4096, DictPageSize: 512})
+		pr, _ := openPostings(t, dict, secs, &PostingsReaderOptions{Decoder: dec})
+		checkReader(t, pr, lists)
+	}
+}
+
+// TestPostingsCompressionChoice checks that sections and pages are
+// compressed when that pays and only then.
+func TestPostingsCompressionChoice(t *testing.T) {
+	var dense, random []uint32
+	r := rand.New(rand.NewPCG(18, 18))
+	for v := uint32(0); v < 1<<16; v++ {
+		if v%3 != 0 {
+			dense = append(dense, v)
+		}
+		if r.IntN(2) == 0 {
+			random = append(random, v)
+		}
+	}
+	for _, tc := range []struct {
+		name        string
+		ords        []uint32
+		compression PostingsCompression
+		want        byte
+	}{
+		{"compressible", dense, PostingsZstd, compressionZstd},
+		{"compressible, compression off", dense, PostingsUncompressed, compressionNone},
+		{"incompressible", random, PostingsZstd, compressionNone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := NewPostingsWriter(&PostingsWriterOptions{Compression: tc.compression})
+			if err := w.Add(Term{"a", "b"}, tc.ords); err != nil {
+				t.Fatal(err)
+			}
+			_, secs, err := w.Finish()
+			if err != nil || len(secs) != 1 {
+				t.Fatalf("%d sections, %v", len(secs), err)
+			}
+			if got := secs[0][5]; got != tc.want {
+				t.Fatalf("section compression %d, want %d", got, tc.want)
+			}
 		})
 	}
 }
@@ -485,10 +551,12 @@ func TestCheckRoaring(t *testing.T) {
 }
 
 // goldenPostings is the fixed input of the golden postings files: every
-// encoding, prefix compression across restart points, several sections.
+// encoding (inline; Rice with and without a stored length; roaring with
+// bitmap and run containers), prefix compression across restart points,
+// several dictionary pages and sections, compressed and not.
 func goldenPostings() []termList {
 	var out []termList
-	for i := 0; i < 40; i++ {
+	for i := 0; i < 70; i++ {
 		out = append(out, termList{Term{"a:http.url", fmt.Sprintf("/api/v1/items/%03d", i)}, []uint32{uint32(i), uint32(i + 100)}})
 	}
 	var dense []uint32 // one bitmap container
@@ -501,22 +569,35 @@ func goldenPostings() []termList {
 	for v := uint32(70000); v < 73000; v++ {
 		run = append(run, v)
 	}
+	var short, long []uint32 // Rice lists: length implied, length stored
+	for i := uint32(0); i < 10; i++ {
+		short = append(short, i*997+13)
+	}
+	for i := uint32(0); i < 100; i++ {
+		long = append(long, i*2621+i*i%7)
+	}
 	sparse := []uint32{3, 900, 4000, 65000, 70001, 140000, 1 << 30}
 	out = append(out,
+		termList{Term{"a:http.status_code", "200"}, short},
+		termList{Term{"a:http.status_code", "500"}, long},
 		termList{Term{NameDuration, DurationValue(DurationBucket(1_000_000))}, sparse},
 		termList{Term{NameKind, KindValue(encoding.KindServer)}, dense},
 		termList{Term{NameOperation, OperationValue("cart", "GET /cart")}, run},
 		termList{Term{NameService, "cart"}, []uint32{1}},
 	)
+	slices.SortFunc(out, func(a, b termList) int { return a.t.Compare(b.t) })
 	return out
 }
 
-var goldenPostingsOpts = &PostingsWriterOptions{SectionSize: 4096}
+var goldenPostingsOpts = &PostingsWriterOptions{SectionSize: 4096, DictPageSize: 256}
 
 func goldenPath(name string) string { return filepath.Join("testdata", name) }
 
 // TestPostingsGolden checks that the writer still produces the bytes of
-// format version 1 and that the reader still reads them.
+// format version 1 and that the reader still reads them. The bytes depend
+// on the zstd encoder too: after an upgrade of klauspost/compress that
+// changes its output, check that the reader still reads the old files,
+// then rewrite them.
 func TestPostingsGolden(t *testing.T) {
 	lists := goldenPostings()
 	dict, secs := writePostings(t, lists, goldenPostingsOpts)
@@ -525,6 +606,15 @@ func TestPostingsGolden(t *testing.T) {
 		files[fmt.Sprintf("postings_v1_section%d.bin", i)] = s
 	}
 	if *update {
+		old, err := filepath.Glob(goldenPath("postings_v1_*.bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range old {
+			if err := os.Remove(name); err != nil {
+				t.Fatal(err)
+			}
+		}
 		for name, b := range files {
 			if err := os.WriteFile(goldenPath(name), b, 0o644); err != nil {
 				t.Fatal(err)
@@ -557,15 +647,42 @@ func TestPostingsGolden(t *testing.T) {
 	}
 }
 
-// fuzzSectionFixture is a dictionary whose lists all sit in section 0, in
-// every encoding, and that section.
-func fuzzSectionFixture(t testing.TB) ([]termList, []byte, []byte) {
-	lists := goldenPostings()[36:]
-	dict, secs := writePostings(t, lists, &PostingsWriterOptions{SectionSize: 1 << 20})
-	if len(secs) != 1 {
-		t.Fatalf("%d sections", len(secs))
+// TestPostingsGoldenShape checks that the golden files exercise what they
+// claim to: several pages and sections, compressed and not.
+func TestPostingsGoldenShape(t *testing.T) {
+	dict, secs := writePostings(t, goldenPostings(), goldenPostingsOpts)
+	pr, _ := openPostings(t, dict, secs, nil)
+	pageKinds, secKinds := map[byte]int{}, map[byte]int{}
+	for _, pg := range pr.pages {
+		pageKinds[pg.compression]++
 	}
-	return lists, dict, secs[0]
+	for _, s := range secs {
+		secKinds[s[5]]++
+	}
+	if len(pageKinds) != 2 || len(secKinds) != 2 {
+		t.Fatalf("page compressions %v, section compressions %v: want both kinds of each", pageKinds, secKinds)
+	}
+}
+
+// fuzzFixture is a dictionary whose lists all sit in section 0, in every
+// encoding, and that section, both compressed as the writer chooses
+// (compressed) and not (plain).
+func fuzzFixture(t testing.TB) (compressed, plain struct{ dict, sec []byte }) {
+	lists := slices.DeleteFunc(goldenPostings(), func(l termList) bool {
+		return l.t.Name == "a:http.url" && l.t.Value > "/api/v1/items/040"
+	})
+	for _, c := range []PostingsCompression{PostingsZstd, PostingsUncompressed} {
+		dict, secs := writePostings(t, lists, &PostingsWriterOptions{SectionSize: 1 << 20, DictPageSize: 256, Compression: c})
+		if len(secs) != 1 {
+			t.Fatalf("%d sections", len(secs))
+		}
+		if c == PostingsZstd {
+			compressed.dict, compressed.sec = dict, secs[0]
+		} else {
+			plain.dict, plain.sec = dict, secs[0]
+		}
+	}
+	return compressed, plain
 }
 
 // reseal rewrites the trailing CRC32C of b so that mutations reach the
@@ -630,15 +747,29 @@ func exercise(t *testing.T, r *PostingsReader) {
 	}
 }
 
+// fuzzDecoder returns a zstd decoder for the readers of a fuzz target:
+// one per target, since making one per input would take most of the time.
+func fuzzDecoder(f *testing.F) *zstd.Decoder {
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(dec.Close)
+	return dec
+}
+
 func FuzzPostingsDictionary(f *testing.F) {
-	_, dict, sec := fuzzSectionFixture(f)
-	f.Add(dict, false)
-	f.Add(dict, true)
+	compressed, plain := fuzzFixture(f)
+	opts := &PostingsReaderOptions{Decoder: fuzzDecoder(f)}
+	for _, fix := range []bool{false, true} {
+		f.Add(compressed.dict, fix)
+		f.Add(plain.dict, fix)
+	}
 	f.Fuzz(func(t *testing.T, data []byte, fix bool) {
 		if fix {
 			data = reseal(data)
 		}
-		r, err := NewPostingsReader(data, (&sectionStore{secs: [][]byte{sec}}).load, nil)
+		r, err := NewPostingsReader(data, (&sectionStore{secs: [][]byte{plain.sec}}).load, opts)
 		if err != nil {
 			if !errors.Is(err, encoding.ErrCorrupt) {
 				t.Fatalf("error does not wrap ErrCorrupt: %v", err)
@@ -650,14 +781,17 @@ func FuzzPostingsDictionary(f *testing.F) {
 }
 
 func FuzzPostingsSection(f *testing.F) {
-	_, dict, sec := fuzzSectionFixture(f)
-	f.Add(sec, false)
-	f.Add(sec, true)
+	compressed, plain := fuzzFixture(f)
+	opts := &PostingsReaderOptions{Decoder: fuzzDecoder(f)}
+	for _, fix := range []bool{false, true} {
+		f.Add(compressed.sec, fix)
+		f.Add(plain.sec, fix)
+	}
 	f.Fuzz(func(t *testing.T, data []byte, fix bool) {
 		if fix {
 			data = reseal(data)
 		}
-		r, err := NewPostingsReader(dict, (&sectionStore{secs: [][]byte{data}}).load, nil)
+		r, err := NewPostingsReader(plain.dict, (&sectionStore{secs: [][]byte{data}}).load, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -671,27 +805,44 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	if !*update {
 		t.Skip("run with -update to rewrite the seed corpora")
 	}
-	_, dict, sec := fuzzSectionFixture(t)
+	compressed, plain := fuzzFixture(t)
 	bloom := BuildBloom(goldenTraceIDs(), DefaultBloomFPR).Encode()
-	for target, seeds := range map[string][]byte{
-		"FuzzPostingsDictionary": dict,
-		"FuzzPostingsSection":    sec,
-		"FuzzBloom":              bloom,
+	type seed struct {
+		name string
+		data []byte
+	}
+	for target, seeds := range map[string][]seed{
+		"FuzzPostingsDictionary": {{"zstd", compressed.dict}, {"plain", plain.dict}},
+		"FuzzPostingsSection":    {{"zstd", compressed.sec}, {"plain", plain.sec}},
+		"FuzzBloom":              {{"", bloom}},
 	} {
 		dir := filepath.Join("testdata", "fuzz", target)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		for _, fix := range []bool{false, true} {
-			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\nbool(%v)\n", seeds, fix)
-			if target == "FuzzBloom" {
-				if fix {
-					continue
-				}
-				body = fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", seeds)
-			}
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%v", fix)), []byte(body), 0o644); err != nil {
+		old, err := filepath.Glob(filepath.Join(dir, "seed-*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range old {
+			if err := os.Remove(name); err != nil {
 				t.Fatal(err)
+			}
+		}
+		for _, sd := range seeds {
+			for _, fix := range []bool{false, true} {
+				name := fmt.Sprintf("seed-%s-%v", sd.name, fix)
+				body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\nbool(%v)\n", sd.data, fix)
+				if target == "FuzzBloom" {
+					if fix {
+						continue
+					}
+					name = "seed-false"
+					body = fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", sd.data)
+				}
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 	}
@@ -819,4 +970,22 @@ func BenchmarkPostingsReader(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestRoaringSizeBound checks that the writer's estimate of a roaring
+// bitmap's size never exceeds the size roaring writes: the writer skips
+// building bitmaps on it.
+func TestRoaringSizeBound(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 19))
+	for i := 0; i < 500; i++ {
+		set := randSet(r)
+		if len(set) == 0 {
+			continue
+		}
+		bm := roaring.BitmapOf(set...)
+		bm.RunOptimize()
+		if bound, size := roaringSizeBound(set), int(bm.GetSerializedSizeInBytes()); bound > size {
+			t.Fatalf("%d ordinals: bound %d > size %d", len(set), bound, size)
+		}
+	}
 }
