@@ -73,9 +73,10 @@ func (h *head) append(spans []*encoding.Span) {
 		row := h.appendRowLocked(s)
 		h.mu.rows = append(h.mu.rows, row)
 		h.mu.traces[s.TraceID] = append(h.mu.traces[s.TraceID], ord)
-		terms := len(h.mu.index.spanIDs)
+		terms, termBytes := len(h.mu.index.spanIDs), h.mu.index.termBytes
 		h.mu.index.add(ord, s)
-		h.mu.bytes += int64(len(row)+24) + int64(len(h.mu.index.spanIDs)-terms)*headTermBytes
+		h.mu.bytes += int64(len(row)+24) + int64(len(h.mu.index.spanIDs)-terms)*headTermBytes +
+			h.mu.index.termBytes - termBytes
 		if ord == 0 || s.StartUnixNano < h.mu.minStart {
 			h.mu.minStart = s.StartUnixNano
 		}

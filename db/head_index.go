@@ -39,7 +39,15 @@ type headIndex struct {
 	spanEnd []uint32            // spanEnd[ord] is where span ord's IDs end in spanIDs
 
 	scratch []uint32
+
+	// termBytes approximates the memory the distinct terms take: their
+	// strings, their map entry, their ID's slots. High-cardinality
+	// attributes (request IDs) make it a large share of a head.
+	termBytes int64
 }
+
+// termOverhead approximates what a new term costs beyond its strings.
+const termOverhead = 160
 
 func newHeadIndex(maxIndexedValueLen int) *headIndex {
 	x := &headIndex{
@@ -110,6 +118,7 @@ func (x *headIndex) intern(t index.Term) uint32 {
 	x.byID = append(x.byID, t)
 	x.lists = append(x.lists, nil)
 	x.byName[t.Name] = append(x.byName[t.Name], id)
+	x.termBytes += int64(len(t.Name)+len(t.Value)) + termOverhead
 	return id
 }
 

@@ -80,7 +80,7 @@ type Options struct {
 	// (bench/RESULTS.md); larger heads make larger, denser blocks.
 	MaxHeadSpans int
 	// MaxHeadBytes flushes the head when its spans' approximate size passes
-	// this (rows and index entries). Default 256 MiB.
+	// this (rows and index entries). Default 160 MiB.
 	MaxHeadBytes int64
 	// MaxHeadAge flushes a non-empty head this long after its first span.
 	// Default 5 minutes.
@@ -111,7 +111,7 @@ const (
 	DefaultGroupWindow           = 2 * time.Millisecond
 	DefaultWALSegmentSize        = 128 << 20
 	DefaultMaxHeadSpans          = 1 << 18
-	DefaultMaxHeadBytes          = 256 << 20
+	DefaultMaxHeadBytes          = 160 << 20
 	DefaultMaxHeadAge            = 5 * time.Minute
 	DefaultRowGroupSpans         = 4096
 	DefaultMaxIndexedValueLen    = 256
