@@ -22,8 +22,10 @@ type BlockInfo struct {
 
 // BlockReader is what the head and every disk block offer to readers, so
 // that one query path serves both. Span ordinals are dense from 0 within a
-// reader. A reader stays valid while the Snapshot that returned it is open.
-// Methods are safe for concurrent use. Spans passed to callbacks are
+// reader. The store never deletes a block yet (compaction and retention
+// will, and Snapshot will then pin the blocks it hands out until it is
+// released), so a reader stays valid for the life of the store. Methods are
+// safe for concurrent use. Spans passed to callbacks are
 // immutable and may be retained.
 type BlockReader interface {
 	Info() BlockInfo

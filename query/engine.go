@@ -6,7 +6,14 @@
 // of its spans satisfies every condition at once. The plan for each reader
 // intersects the postings of the conditions the index can answer (the
 // service, the operation, attribute values, the status, duration buckets)
-// and verifies the rest on the candidate spans only; see plan.go.
+// and verifies the rest on the candidate spans only; see plan.go. A
+// structured filter (filter.go) joins the same plan: its terms narrow the
+// candidates, its bounds the ranges, and Match has the last word
+// (filter_search.go).
+//
+// Trace searches (FindTraceIDsPage, FindTraceSummaries) and span searches
+// (FindSpans, in three orders) return pages, continued by opaque tokens
+// that name a position in the result order (page.go, page.md).
 //
 // query imports db, index and encoding; nothing of tracedb imports query
 // but the server, the CLI and the benchmarks.

@@ -15,64 +15,158 @@ import (
 
 // FindTraceIDs returns the traces that match q (see TraceQuery), newest
 // first: ordered by the latest start among each trace's matching spans,
-// then by trace ID, at most the query's limit of them. A query that breaks
-// a rule gets an error wrapping ErrInvalidQuery. The search stops with the
-// context's error when ctx is done.
-//
-// Readers are read newest first, and once the limit is reached a reader
-// whose spans all start before the oldest result kept is skipped; memory
-// stays within the limit whatever the number of matching spans.
+// then by trace ID, at most the query's limit of them, starting after
+// q.PageToken's position when it is set. A query that breaks a rule gets
+// an error wrapping ErrInvalidQuery. The search stops with the context's
+// error when ctx is done. FindTraceIDsPage also returns the token of the
+// next page.
 func (e *Engine) FindTraceIDs(ctx context.Context, q TraceQuery) ([]TraceHit, error) {
+	p, err := e.FindTraceIDsPage(ctx, q)
+	return p.Hits, err
+}
+
+// TracePage is one page of a trace search.
+type TracePage struct {
+	Hits []TraceHit
+	// NextPageToken continues the search after Hits; it is "" when no
+	// trace follows them. Walking every page returns every matching trace
+	// exactly once, in FindTraceIDs' order, as long as the data does not
+	// change; a trace that gains a newer matching span between two pages
+	// may be returned on both or on neither's side of the cursor, as its
+	// rank moved.
+	NextPageToken string
+}
+
+// FindTraceIDsPage is FindTraceIDs with pagination: it returns one page of
+// at most the query's limit traces, and the token of the next.
+//
+// Readers are read newest first, and once the page is full a reader whose
+// spans all start before the oldest result kept is skipped; memory stays
+// within the limit whatever the number of matching spans. A page after
+// the first first reads the matches newer than its token's position, to
+// leave out the traces of earlier pages (a trace ranks by its newest
+// matching span, so a trace with a match newer than the position was
+// already returned): that costs a scan of those matches and memory for
+// one trace ID per trace of the earlier pages.
+func (e *Engine) FindTraceIDsPage(ctx context.Context, q TraceQuery) (TracePage, error) {
 	c, err := e.compile(&q)
 	if err != nil {
-		return nil, err
+		return TracePage{}, err
+	}
+	hash := queryHash(&q)
+	var after *TraceHit
+	if q.PageToken != "" {
+		cur, err := decodePageToken(q.PageToken, pageTraces, hash)
+		if err != nil {
+			return TracePage{}, err
+		}
+		after = &TraceHit{TraceID: cur.trace, Start: cur.key}
 	}
 	readers, release, err := e.store.Readers(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("find traces: %w", err)
+		return TracePage{}, fmt.Errorf("find traces: %w", err)
 	}
 	defer release()
 
-	type planned struct {
-		r      BlockReader
-		info   db.BlockInfo
-		newest uint64 // the latest start a matching span of r can have
-	}
-	var plan []planned
-	for _, r := range readers {
-		if info := r.Info(); c.mayOverlap(info) {
-			plan = append(plan, planned{r, info, min(info.MaxStart, c.startMax)})
+	var earlier map[encoding.TraceID]bool
+	if after != nil {
+		if earlier, err = c.tracesUpTo(ctx, readers, *after); err != nil {
+			return TracePage{}, fmt.Errorf("find traces: %w", err)
 		}
+		c.startMax = min(c.startMax, after.Start)
 	}
-	slices.SortFunc(plan, func(a, b planned) int { return cmp.Compare(b.newest, a.newest) })
 
-	top := newTopTraces(c.limit)
-	for _, p := range plan {
+	// One more than the page: whether it is found says whether a next
+	// page exists.
+	top := newTopTraces(c.limit + 1)
+	for _, p := range c.plan(readers) {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return TracePage{}, err
 		}
 		if !top.admits(p.newest) {
 			break // every later reader is older still
 		}
-		if err := c.search(ctx, p.r, p.info, top); err != nil {
-			return nil, fmt.Errorf("find traces: %s: %w", readerName(p.info), err)
+		err := c.each(ctx, p.r, p.info, top.admits, func(s *encoding.Span) {
+			if after != nil && (!better(*after, TraceHit{TraceID: s.TraceID, Start: s.StartUnixNano}) || earlier[s.TraceID]) {
+				return
+			}
+			top.offer(s.TraceID, s.StartUnixNano)
+		})
+		if err != nil {
+			return TracePage{}, fmt.Errorf("find traces: %s: %w", readerName(p.info), err)
 		}
 	}
-	return top.sorted(), nil
+	page := TracePage{Hits: top.sorted()}
+	if len(page.Hits) > c.limit {
+		page.Hits = page.Hits[:c.limit]
+		last := page.Hits[len(page.Hits)-1]
+		cur := pageCursor{kind: pageTraces, hash: hash, key: last.Start, trace: last.TraceID}
+		page.NextPageToken = cur.encode()
+	}
+	return page, nil
 }
 
-// search offers the matching spans of one reader to top.
-func (c *spanConds) search(ctx context.Context, r BlockReader, info db.BlockInfo, top *topTraces) error {
+// tracesUpTo returns the traces that have a matching span ranking at or
+// before position after: starting later than it, or at the same time with
+// a trace ID not above its.
+func (c *spanConds) tracesUpTo(ctx context.Context, readers []BlockReader, after TraceHit) (map[encoding.TraceID]bool, error) {
+	newer := *c
+	newer.startMin = max(c.startMin, after.Start)
+	out := map[encoding.TraceID]bool{}
+	if newer.startMin > newer.startMax {
+		return out, nil
+	}
+	for _, p := range newer.plan(readers) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		err := newer.each(ctx, p.r, p.info, nil, func(s *encoding.Span) {
+			if !better(after, TraceHit{TraceID: s.TraceID, Start: s.StartUnixNano}) {
+				out[s.TraceID] = true
+			}
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", readerName(p.info), err)
+		}
+	}
+	return out, nil
+}
+
+// planned is a reader a search reads.
+type planned struct {
+	r      BlockReader
+	info   db.BlockInfo
+	newest uint64 // the latest start a matching span of r can have
+	oldest uint64 // the earliest start a matching span of r can have
+}
+
+// plan returns the readers that may hold matching spans, newest first.
+func (c *spanConds) plan(readers []BlockReader) []planned {
+	var plan []planned
+	for _, r := range readers {
+		if info := r.Info(); c.mayOverlap(info) {
+			plan = append(plan, planned{r, info, min(info.MaxStart, c.startMax), max(info.MinStart, c.startMin)})
+		}
+	}
+	slices.SortFunc(plan, func(a, b planned) int { return cmp.Compare(b.newest, a.newest) })
+	return plan
+}
+
+// each calls fn with every span of r that matches, in ordinal order.
+// admits, when not nil, is asked first about the span's start time and
+// the span is skipped when it says no: the cheap check spares the
+// verification.
+func (c *spanConds) each(ctx context.Context, r BlockReader, info db.BlockInfo, admits func(start uint64) bool, fn func(s *encoding.Span)) error {
 	ords, err := c.candidates(r, info)
 	if err != nil {
 		return err
 	}
 	return r.Spans(ctx, ords, func(_ uint32, s *encoding.Span) error {
 		start := s.StartUnixNano
-		if start < c.startMin || start > c.startMax || !top.admits(start) || !c.verifyRest(s) {
+		if start < c.startMin || start > c.startMax || (admits != nil && !admits(start)) || !c.verifyRest(s) {
 			return nil
 		}
-		top.offer(s.TraceID, start)
+		fn(s)
 		return nil
 	})
 }

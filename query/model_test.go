@@ -91,6 +91,9 @@ func (m *searchModel) matches(i int, q TraceQuery, attrs [][2]string) bool {
 	if q.DurationMax > 0 && d > uint64(q.DurationMax) {
 		return false
 	}
+	if q.Filter != nil && !naiveMatch(q.Filter.Expr(), s) {
+		return false
+	}
 	for _, kv := range attrs {
 		k, v := kv[0], kv[1]
 		if k == ErrorAttribute {
@@ -231,6 +234,9 @@ type queryGen struct {
 	r        *rand.Rand
 	w        *workload
 	maxLimit int
+	// fg, when set, adds structured filters to a share of the queries
+	// (see filter_search_test.go).
+	fg *filterGen
 }
 
 func (g *queryGen) query() TraceQuery {
@@ -269,6 +275,9 @@ func (g *queryGen) query() TraceQuery {
 		q.DurationMin, q.DurationMax = g.durations(s)
 	}
 	q.Limit = []int{0, 0, 1, 3, 3, 20, 20, 100, 100, g.maxLimit}[r.IntN(10)]
+	if g.fg != nil && r.IntN(2) == 0 {
+		q.Filter = g.filter(s)
+	}
 	if r.IntN(50) == 0 {
 		g.breakRule(&q)
 	}
@@ -428,13 +437,17 @@ func TestDifferential(t *testing.T) {
 	}
 	m := newSearchModel(w.spans, e.opts.MaxLimit)
 	t.Logf("seed %d: %d spans written in %s", seed, len(w.spans), time.Since(built).Round(time.Millisecond))
+	fg := newWorkloadFilterGen(w, seed)
 
 	ctx := context.Background()
-	var stats struct{ invalid, empty, hits, full, traces int }
+	var stats struct{ invalid, empty, hits, full, traces, filtered int }
 	var engineTime, modelTime time.Duration
 	for i := range queries {
-		g := &queryGen{r: rand.New(rand.NewPCG(seed, uint64(i))), w: w, maxLimit: e.opts.MaxLimit}
+		g := &queryGen{r: rand.New(rand.NewPCG(seed, uint64(i))), w: w, maxLimit: e.opts.MaxLimit, fg: fg}
 		q := g.query()
+		if q.Filter != nil {
+			stats.filtered++
+		}
 		t0 := time.Now()
 		got, err := e.FindTraceIDs(ctx, q)
 		engineTime += time.Since(t0)
@@ -462,12 +475,15 @@ func TestDifferential(t *testing.T) {
 		if i%40 == 0 && len(want) > 0 {
 			stats.full++
 			stats.traces += checkFindTraces(t, e, m, q, want)
+			checkSummaries(t, e, m, q, want)
 		}
 	}
-	t.Logf("%d queries: %d invalid, %d empty, %d with hits; %d FindTraces checked (%d traces); engine %s, model %s",
-		queries, stats.invalid, stats.empty, stats.hits, stats.full, stats.traces, engineTime.Round(time.Millisecond), modelTime.Round(time.Millisecond))
+	t.Logf("%d queries (%d with a filter): %d invalid, %d empty, %d with hits; %d FindTraces checked (%d traces); engine %s, model %s",
+		queries, stats.filtered, stats.invalid, stats.empty, stats.hits, stats.full, stats.traces, engineTime.Round(time.Millisecond), modelTime.Round(time.Millisecond))
 
 	checkServicesAndOperations(t, e, m, w, seed)
+	checkPageWalks(t, e, m, w, fg, seed, max(queries/40, 10))
+	checkSpanWalks(t, e, m, w, fg, seed, max(queries/40, 10))
 }
 
 // checkFindTraces checks that FindTraces yields, for each hit in order,

@@ -19,15 +19,17 @@ import (
 //     attribute whose key and value are short enough to be indexed (the
 //     union of its span, resource, scope and event terms), the status for
 //     the error attribute — and the union of the duration buckets that meet
-//     the duration range. Postings are fetched in a fixed order, most
-//     selective kind first, and the reader is dropped as soon as one of
-//     them is empty. With no such condition the candidates are every span
+//     the duration range, and for a structured filter the union of each
+//     of its term sets (filter_search.go). Postings are fetched in a fixed
+//     order, most selective kind first, and the reader is dropped as soon
+//     as one of them is empty. With no such condition the candidates are every span
 //     of the reader (a scan, still bounded by the limit and the context).
 //  3. Verification, on the candidate spans only: the start time, the
 //     duration (the edge buckets hold durations on both sides of a bound;
 //     the check is a subtraction, so it is made on every candidate), the
 //     attributes too long to be indexed, and the service and span name when
-//     a NUL byte makes the operation term ambiguous.
+//     a NUL byte makes the operation term ambiguous, and last the
+//     structured filter's Match.
 //
 // The readers offer whole spans only, so every candidate is decoded even
 // when the postings settled all but its start time.
@@ -39,7 +41,7 @@ var attrLevels = [...]index.AttrLevel{index.LevelSpan, index.LevelResource, inde
 // mayOverlap reports whether a reader with info can hold spans that start
 // in the query's range.
 func (c *spanConds) mayOverlap(info db.BlockInfo) bool {
-	return info.Spans > 0 && info.MinStart <= c.startMax && info.MaxStart >= c.startMin
+	return !c.empty && info.Spans > 0 && info.MinStart <= c.startMax && info.MaxStart >= c.startMin
 }
 
 // candidates returns the ordinals of r's spans that meet every indexed
@@ -105,6 +107,16 @@ func (c *spanConds) candidates(r BlockReader, info db.BlockInfo) (index.Postings
 			return index.EmptyPostings(), nil
 		}
 	}
+	if len(c.filterSets) > 0 {
+		fps, ok, err := c.filterPostings(r)
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, fps...)
+		if !ok {
+			return index.EmptyPostings(), nil
+		}
+	}
 	if len(ps) == 0 {
 		return index.NewRangePostings(0, uint32(min(info.Spans, 1<<32-1))), nil
 	}
@@ -156,8 +168,8 @@ func (c *spanConds) durationPostings(r BlockReader) (index.Postings, error) {
 }
 
 // verifyRest reports whether s meets the conditions the postings do not
-// guarantee: duration, attributes too long to be indexed, and the service
-// and name when the operation term is ambiguous. The start
+// guarantee: duration, attributes too long to be indexed, the service
+// and name when the operation term is ambiguous, and the filter. The start
 // time is checked by the caller.
 func (c *spanConds) verifyRest(s *encoding.Span) bool {
 	if c.verifyNames && (s.Name != c.operation || s.ServiceName() != c.service) {
@@ -173,7 +185,7 @@ func (c *spanConds) verifyRest(s *encoding.Span) bool {
 			return false
 		}
 	}
-	return true
+	return c.matchFilter(s)
 }
 
 // spanHasAttr reports whether s, its scope, its resource or one of its

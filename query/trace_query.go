@@ -55,6 +55,15 @@ type TraceQuery struct {
 	// Limit is the most traces returned (Jaeger's search depth): 0 means
 	// Options.DefaultLimit; above Options.MaxLimit or negative is refused.
 	Limit int
+	// Filter is a structured filter (Jaeger RFC 0005) that the same span
+	// must also satisfy; nil means none. Build it with Compile, from
+	// ParseFilter's tree or from the wire's Call.
+	Filter *Filter
+	// PageToken continues a search after the page that returned it (see
+	// TracePage); "" starts from the first result. It is refused unless
+	// the query's other conditions are those it was issued for; Limit may
+	// differ from page to page.
+	PageToken string
 }
 
 // TraceHit is one trace found by a search.
@@ -89,6 +98,14 @@ type spanConds struct {
 	status    int32 // the status code the span must have
 
 	attrs []attrCond // sorted by key
+
+	// filter, when set, must match the span too; filterSets are the term
+	// sets it implies (see filter_search.go).
+	filter     *Filter
+	filterSets []TermSet
+	// empty says that no span can match (the filter's bounds contradict
+	// the query's): the search reads nothing.
+	empty bool
 
 	limit int
 }
@@ -173,6 +190,9 @@ func (e *Engine) compile(q *TraceQuery) (*spanConds, error) {
 
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidQuery, errors.Join(errs...))
+	}
+	if q.Filter != nil {
+		c.addFilter(q.Filter, e.opts.MaxIndexedValueLen)
 	}
 	return c, nil
 }
