@@ -237,3 +237,27 @@ func kvsEqual(a, b []KeyValue) bool {
 func (v *Value) Equal(o *Value) bool {
 	return v.Type == o.Type && v.Str == o.Str && v.Num == o.Num && kvsEqual(v.Kids, o.Kids)
 }
+
+// StrKV, IntKV, BoolKV and DoubleKV make attributes of each scalar type.
+func StrKV(key, v string) KeyValue {
+	return KeyValue{Key: key, Value: Value{Type: ValueStr, Str: v}}
+}
+
+// IntKV makes an int attribute.
+func IntKV(key string, v int64) KeyValue {
+	return KeyValue{Key: key, Value: Value{Type: ValueInt, Num: uint64(v)}}
+}
+
+// BoolKV makes a bool attribute.
+func BoolKV(key string, v bool) KeyValue {
+	kv := KeyValue{Key: key, Value: Value{Type: ValueBool}}
+	if v {
+		kv.Value.Num = 1
+	}
+	return kv
+}
+
+// DoubleKV makes a double attribute.
+func DoubleKV(key string, v float64) KeyValue {
+	return KeyValue{Key: key, Value: Value{Type: ValueDouble, Num: float64bits(v)}}
+}

@@ -95,10 +95,10 @@ func anchorAttr(r *rand.Rand, s *encoding.Span) (encoding.KeyValue, bool) {
 func TestFilterSearch(t *testing.T) {
 	api, web := testResource("api"), testResource("web")
 	_, e := openWith(t, 2,
-		testSpan(1, 1, api, "GET", 100, 10, strKV("http.method", "GET"), intKV("http.status", 500)),
-		testSpan(1, 2, web, "render", 110, 50, strKV("http.method", "POST")),
-		testSpan(2, 1, api, "POST", 200, 30, strKV("http.method", "POST"), intKV("http.status", 200)),
-		testSpan(3, 1, web, "GET", 300, 5, strKV("http.method", "GET")),
+		testSpan(1, 1, api, "GET", 100, 10, encoding.StrKV("http.method", "GET"), encoding.IntKV("http.status", 500)),
+		testSpan(1, 2, web, "render", 110, 50, encoding.StrKV("http.method", "POST")),
+		testSpan(2, 1, api, "POST", 200, 30, encoding.StrKV("http.method", "POST"), encoding.IntKV("http.status", 200)),
+		testSpan(3, 1, web, "GET", 300, 5, encoding.StrKV("http.method", "GET")),
 	)
 	parse := func(s string) *Filter {
 		t.Helper()
@@ -170,7 +170,7 @@ func TestFilterPrunes(t *testing.T) {
 	api := testResource("api")
 	var spans []*encoding.Span
 	for i := range 100 {
-		spans = append(spans, testSpan(byte(i), 1, api, "GET", uint64(i)*10, uint64(i+1), strKV("k", "v"+strconv.Itoa(i))))
+		spans = append(spans, testSpan(byte(i), 1, api, "GET", uint64(i)*10, uint64(i+1), encoding.StrKV("k", "v"+strconv.Itoa(i))))
 	}
 	d, _ := openWith(t, 50, spans...)
 	var decoded int

@@ -17,7 +17,7 @@ func testTraceID(b byte) encoding.TraceID { return encoding.TraceID{0: 0xab, 15:
 func testSpanID(b byte) encoding.SpanID   { return encoding.SpanID{0: 0xcd, 7: b} }
 
 func testResource(service string, attrs ...encoding.KeyValue) *encoding.Resource {
-	return &encoding.Resource{Attrs: append([]encoding.KeyValue{strKV(encoding.ServiceNameKey, service)}, attrs...)}
+	return &encoding.Resource{Attrs: append([]encoding.KeyValue{encoding.StrKV(encoding.ServiceNameKey, service)}, attrs...)}
 }
 
 // span returns a span of trace tr starting at t0+start (ns) lasting dur.
@@ -69,27 +69,27 @@ func hitIDs(hits []TraceHit) []byte {
 }
 
 func TestFindTraceIDsSemantics(t *testing.T) {
-	api, db1 := testResource("api", strKV("region", "eu")), testResource("db")
+	api, db1 := testResource("api", encoding.StrKV("region", "eu")), testResource("db")
 	long := strings.Repeat("x", 300)
 	errSpan := testSpan(4, 1, api, "GET", 400, 10)
 	errSpan.StatusCode = encoding.StatusError
 	okSpan := testSpan(5, 1, api, "GET", 500, 10)
 	okSpan.StatusCode = encoding.StatusOk
 	evSpan := testSpan(6, 1, db1, "query", 600, 10)
-	evSpan.Events = []encoding.Event{{Name: "exception", Attrs: []encoding.KeyValue{strKV("exception.type", "IOError")}}}
+	evSpan.Events = []encoding.Event{{Name: "exception", Attrs: []encoding.KeyValue{encoding.StrKV("exception.type", "IOError")}}}
 	linkSpan := testSpan(7, 1, db1, "query", 700, 10)
-	linkSpan.Links = []encoding.Link{{TraceID: testTraceID(1), SpanID: testSpanID(1), Attrs: []encoding.KeyValue{strKV("peer", "x")}}}
+	linkSpan.Links = []encoding.Link{{TraceID: testTraceID(1), SpanID: testSpanID(1), Attrs: []encoding.KeyValue{encoding.StrKV("peer", "x")}}}
 	scoped := testSpan(8, 1, db1, "query", 800, 10)
-	scoped.Scope = &encoding.Scope{Name: "lib", Attrs: []encoding.KeyValue{strKV("lib.kind", "sql")}}
+	scoped.Scope = &encoding.Scope{Name: "lib", Attrs: []encoding.KeyValue{encoding.StrKV("lib.kind", "sql")}}
 	spans := []*encoding.Span{
 		// Trace 1: the conditions hold on different spans only.
-		testSpan(1, 1, api, "GET", 100, uint64(5*time.Millisecond), strKV("http.method", "GET")),
-		testSpan(1, 2, db1, "query", 110, uint64(50*time.Millisecond), intKV("rows", 7)),
+		testSpan(1, 1, api, "GET", 100, uint64(5*time.Millisecond), encoding.StrKV("http.method", "GET")),
+		testSpan(1, 2, db1, "query", 110, uint64(50*time.Millisecond), encoding.IntKV("rows", 7)),
 		// Trace 2: one span holds them all.
-		testSpan(2, 1, api, "GET", 200, uint64(50*time.Millisecond), intKV("rows", 7), boolKV("cached", true)),
-		testSpan(3, 1, api, "POST", 300, 1000, strKV("body", long), doubleKV("ratio", 0.5)),
+		testSpan(2, 1, api, "GET", 200, uint64(50*time.Millisecond), encoding.IntKV("rows", 7), encoding.BoolKV("cached", true)),
+		testSpan(3, 1, api, "POST", 300, 1000, encoding.StrKV("body", long), encoding.DoubleKV("ratio", 0.5)),
 		errSpan, okSpan, evSpan, linkSpan, scoped,
-		testSpan(9, 1, testResource("api"), "GET", 900, 10, strKV("body", long+"y")),
+		testSpan(9, 1, testResource("api"), "GET", 900, 10, encoding.StrKV("body", long+"y")),
 	}
 	for _, flushAt := range []int{0, 5, len(spans)} {
 		_, e := openWith(t, flushAt, spans...)
@@ -278,7 +278,7 @@ func TestFindTracesChunks(t *testing.T) {
 
 func TestGetServicesAndOperations(t *testing.T) {
 	api, dbr := testResource("api"), testResource("db")
-	noSvc := &encoding.Resource{Attrs: []encoding.KeyValue{strKV("host.name", "h")}}
+	noSvc := &encoding.Resource{Attrs: []encoding.KeyValue{encoding.StrKV("host.name", "h")}}
 	s1 := testSpan(1, 1, api, "GET", 0, 1)
 	s1.Kind = encoding.KindServer
 	s2 := testSpan(1, 2, api, "GET", 1, 1)

@@ -65,26 +65,6 @@ var (
 	wlLongKey = strings.Repeat("k", index.DefaultMaxValueLen+1)
 )
 
-func strKV(k, v string) encoding.KeyValue {
-	return encoding.KeyValue{Key: k, Value: encoding.Value{Type: encoding.ValueStr, Str: v}}
-}
-
-func intKV(k string, v int64) encoding.KeyValue {
-	return encoding.KeyValue{Key: k, Value: encoding.Value{Type: encoding.ValueInt, Num: uint64(v)}}
-}
-
-func boolKV(k string, v bool) encoding.KeyValue {
-	var n uint64
-	if v {
-		n = 1
-	}
-	return encoding.KeyValue{Key: k, Value: encoding.Value{Type: encoding.ValueBool, Num: n}}
-}
-
-func doubleKV(k string, v float64) encoding.KeyValue {
-	return encoding.KeyValue{Key: k, Value: encoding.Value{Type: encoding.ValueDouble, Num: math.Float64bits(v)}}
-}
-
 // wlGen generates the workload's own traces.
 type wlGen struct {
 	r         *rand.Rand
@@ -108,12 +88,12 @@ func newWLGen(r *rand.Rand, start, window uint64) *wlGen {
 		var rs []*encoding.Resource
 		for i := range 3 {
 			attrs := []encoding.KeyValue{
-				strKV(encoding.ServiceNameKey, svc),
-				strKV("host.name", fmt.Sprintf("%s-%d", svc, i)),
-				strKV("region", wlRegions[i%len(wlRegions)]),
+				encoding.StrKV(encoding.ServiceNameKey, svc),
+				encoding.StrKV("host.name", fmt.Sprintf("%s-%d", svc, i)),
+				encoding.StrKV("region", wlRegions[i%len(wlRegions)]),
 			}
 			if i == 2 {
-				attrs = append(attrs, intKV("http.status_code", 500), strKV("payload", wlLong[i]))
+				attrs = append(attrs, encoding.IntKV("http.status_code", 500), encoding.StrKV("payload", wlLong[i]))
 			}
 			rs = append(rs, &encoding.Resource{Attrs: attrs, SchemaURL: "https://opentelemetry.io/schemas/1.26.0"})
 		}
@@ -121,14 +101,14 @@ func newWLGen(r *rand.Rand, start, window uint64) *wlGen {
 	}
 	g.odd = []*encoding.Resource{
 		nil,
-		{Attrs: []encoding.KeyValue{strKV("host.name", "orphan")}},
-		{Attrs: []encoding.KeyValue{intKV(encoding.ServiceNameKey, 7), strKV("region", "eu-west")}},
-		{Attrs: []encoding.KeyValue{strKV(encoding.ServiceNameKey, "auth\x00db")}},
+		{Attrs: []encoding.KeyValue{encoding.StrKV("host.name", "orphan")}},
+		{Attrs: []encoding.KeyValue{encoding.IntKV(encoding.ServiceNameKey, 7), encoding.StrKV("region", "eu-west")}},
+		{Attrs: []encoding.KeyValue{encoding.StrKV(encoding.ServiceNameKey, "auth\x00db")}},
 	}
 	g.scopes = []*encoding.Scope{
 		nil,
-		{Name: "lib-http", Version: "1.0", Attrs: []encoding.KeyValue{strKV("lib.kind", "http")}},
-		{Name: "lib-db", Attrs: []encoding.KeyValue{strKV("region", "us-east"), strKV("user.id", "u-1")}},
+		{Name: "lib-http", Version: "1.0", Attrs: []encoding.KeyValue{encoding.StrKV("lib.kind", "http")}},
+		{Name: "lib-db", Attrs: []encoding.KeyValue{encoding.StrKV("region", "us-east"), encoding.StrKV("user.id", "u-1")}},
 	}
 	return g
 }
@@ -138,20 +118,20 @@ func (g *wlGen) attr(key string) encoding.KeyValue {
 	r := g.r
 	switch key {
 	case "http.method":
-		return strKV(key, wlMethods[min(r.IntN(6), len(wlMethods)-1)])
+		return encoding.StrKV(key, wlMethods[min(r.IntN(6), len(wlMethods)-1)])
 	case "http.status_code":
-		return intKV(key, wlCodes[min(r.IntN(7), len(wlCodes)-1)])
+		return encoding.IntKV(key, wlCodes[min(r.IntN(7), len(wlCodes)-1)])
 	case "user.id":
-		return strKV(key, fmt.Sprintf("u-%d", g.userZipf.Uint64()))
+		return encoding.StrKV(key, fmt.Sprintf("u-%d", g.userZipf.Uint64()))
 	case "retry":
-		return boolKV(key, r.IntN(4) == 0)
+		return encoding.BoolKV(key, r.IntN(4) == 0)
 	case "ratio":
-		return doubleKV(key, wlDoubles[r.IntN(len(wlDoubles))])
+		return encoding.DoubleKV(key, wlDoubles[r.IntN(len(wlDoubles))])
 	case "payload":
 		if r.IntN(3) == 0 {
-			return strKV(key, "short")
+			return encoding.StrKV(key, "short")
 		}
-		return strKV(key, wlLong[r.IntN(len(wlLong))])
+		return encoding.StrKV(key, wlLong[r.IntN(len(wlLong))])
 	case "tags":
 		kids := []encoding.KeyValue{{Value: encoding.Value{Type: encoding.ValueStr, Str: "a"}}}
 		if r.IntN(2) == 0 {
@@ -160,20 +140,20 @@ func (g *wlGen) attr(key string) encoding.KeyValue {
 		return encoding.KeyValue{Key: key, Value: encoding.Value{Type: encoding.ValueArray, Kids: kids}}
 	case "meta":
 		return encoding.KeyValue{Key: key, Value: encoding.Value{Type: encoding.ValueMap, Kids: []encoding.KeyValue{
-			strKV("b", wlRegions[r.IntN(2)]), intKV("a", int64(r.IntN(2)))}}}
+			encoding.StrKV("b", wlRegions[r.IntN(2)]), encoding.IntKV("a", int64(r.IntN(2)))}}}
 	case "blob":
 		return encoding.KeyValue{Key: key, Value: encoding.Value{Type: encoding.ValueBytes, Str: string([]byte{0xff, byte(r.IntN(3))})}}
 	case "error":
 		// A literal "error" attribute: the error search reads the status.
-		return boolKV(key, r.IntN(2) == 0)
+		return encoding.BoolKV(key, r.IntN(2) == 0)
 	case "empty":
 		return encoding.KeyValue{Key: key}
 	case wlLongKey:
-		return strKV(key, "v")
+		return encoding.StrKV(key, "v")
 	case "region":
-		return strKV(key, wlRegions[min(r.IntN(4), len(wlRegions)-1)])
+		return encoding.StrKV(key, wlRegions[min(r.IntN(4), len(wlRegions)-1)])
 	}
-	return strKV(key, "x")
+	return encoding.StrKV(key, "x")
 }
 
 var wlSpanKeys = []string{"http.method", "http.status_code", "user.id", "retry", "ratio", "payload", "tags", "meta", "blob", "error", "empty", wlLongKey, "region"}
@@ -253,7 +233,7 @@ func (g *wlGen) trace() []*encoding.Span {
 			ev := encoding.Event{TimeUnixNano: s.StartUnixNano + r.Uint64N(1e6), Name: "log"}
 			if r.IntN(2) == 0 {
 				ev.Name = "exception"
-				ev.Attrs = append(ev.Attrs, strKV("exception.type", wlExcTypes[r.IntN(len(wlExcTypes))]))
+				ev.Attrs = append(ev.Attrs, encoding.StrKV("exception.type", wlExcTypes[r.IntN(len(wlExcTypes))]))
 			}
 			if k := wlSpanKeys[r.IntN(len(wlSpanKeys))]; r.IntN(3) == 0 {
 				ev.Attrs = append(ev.Attrs, g.attr(k))
@@ -263,7 +243,7 @@ func (g *wlGen) trace() []*encoding.Span {
 		if i > 0 && r.IntN(8) == 0 {
 			// Links are stored but not searched.
 			s.Links = append(s.Links, encoding.Link{TraceID: tid, SpanID: spans[0].SpanID,
-				Attrs: []encoding.KeyValue{strKV("link.only", "yes"), g.attr("region")}})
+				Attrs: []encoding.KeyValue{encoding.StrKV("link.only", "yes"), g.attr("region")}})
 		}
 		spans[i] = s
 	}

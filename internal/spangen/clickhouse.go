@@ -66,10 +66,10 @@ func NewClickHouseShape(r *rand.Rand, uniform bool) *ClickHouseShape {
 	g := &ClickHouseShape{r: r, uniform: uniform, now: Epoch}
 	for i := range chServices {
 		g.resources = append(g.resources, &encoding.Resource{Attrs: []encoding.KeyValue{
-			str("service.name", fmt.Sprintf("tracegen-%02d", i)),
-			str("telemetry.sdk.language", "go"),
-			str("telemetry.sdk.name", "opentelemetry"),
-			str("telemetry.sdk.version", "1.28.0"),
+			encoding.StrKV("service.name", fmt.Sprintf("tracegen-%02d", i)),
+			encoding.StrKV("telemetry.sdk.language", "go"),
+			encoding.StrKV("telemetry.sdk.name", "opentelemetry"),
+			encoding.StrKV("telemetry.sdk.version", "1.28.0"),
 		}})
 	}
 	g.scope = &encoding.Scope{Name: "tracegen"}
@@ -120,7 +120,7 @@ func (g *ClickHouseShape) attrs() []encoding.KeyValue {
 	kvs := make([]encoding.KeyValue, chAttrs)
 	if !g.uniform {
 		for i := range kvs {
-			kvs[i] = str(chKeyNames[g.keyNo], chValNames[g.valNo])
+			kvs[i] = encoding.StrKV(chKeyNames[g.keyNo], chValNames[g.valNo])
 			g.keyNo = (g.keyNo + 1) % chKeys
 			g.valNo = (g.valNo + 1) % chValues
 		}
@@ -133,7 +133,7 @@ func (g *ClickHouseShape) attrs() []encoding.KeyValue {
 			k = g.r.IntN(chKeys)
 		}
 		used[k] = true
-		kvs[i] = str(chKeyNames[k], chValNames[g.r.IntN(chValues)])
+		kvs[i] = encoding.StrKV(chKeyNames[k], chValNames[g.r.IntN(chValues)])
 	}
 	return kvs
 }

@@ -51,18 +51,18 @@ func NewMix(r *rand.Rand) *Mix {
 			g.resources[svc.name] = append(g.resources[svc.name], &encoding.Resource{
 				SchemaURL: "https://opentelemetry.io/schemas/1.26.0",
 				Attrs: []encoding.KeyValue{
-					str("service.name", svc.name),
-					str("service.namespace", "shop"),
-					str("service.version", svc.version),
-					str("deployment.environment", "production"),
-					str("host.name", podName),
-					str("k8s.pod.name", podName),
-					str("k8s.namespace.name", "shop"),
-					str("k8s.node.name", fmt.Sprintf("node-%d", r.IntN(6))),
-					str("telemetry.sdk.language", svc.lang),
-					str("telemetry.sdk.name", "opentelemetry"),
-					str("telemetry.sdk.version", "1.28.0"),
-					integer("process.pid", int64(1+r.IntN(30000))),
+					encoding.StrKV("service.name", svc.name),
+					encoding.StrKV("service.namespace", "shop"),
+					encoding.StrKV("service.version", svc.version),
+					encoding.StrKV("deployment.environment", "production"),
+					encoding.StrKV("host.name", podName),
+					encoding.StrKV("k8s.pod.name", podName),
+					encoding.StrKV("k8s.namespace.name", "shop"),
+					encoding.StrKV("k8s.node.name", fmt.Sprintf("node-%d", r.IntN(6))),
+					encoding.StrKV("telemetry.sdk.language", svc.lang),
+					encoding.StrKV("telemetry.sdk.name", "opentelemetry"),
+					encoding.StrKV("telemetry.sdk.version", "1.28.0"),
+					encoding.IntKV("process.pid", int64(1+r.IntN(30000))),
 				},
 			})
 		}
@@ -152,17 +152,17 @@ func (g *Mix) Trace() []*encoding.Span {
 	path := strings.ReplaceAll(rt.route, "{id}", productID(r))
 	status := int64(200)
 	root.Attrs = []encoding.KeyValue{
-		str("http.request.method", rt.method),
-		str("http.route", rt.route),
-		str("url.path", path),
-		str("url.scheme", "https"),
-		str("server.address", "shop.example.com"),
-		integer("server.port", 443),
-		str("client.address", fmt.Sprintf("10.%d.%d.%d", r.IntN(256), r.IntN(256), 1+r.IntN(254))),
-		str("user_agent.original", userAgents[r.IntN(len(userAgents))]),
-		str("network.protocol.version", "1.1"),
-		str("app.user.id", t.user),
-		str("app.request.id", uuid(r)),
+		encoding.StrKV("http.request.method", rt.method),
+		encoding.StrKV("http.route", rt.route),
+		encoding.StrKV("url.path", path),
+		encoding.StrKV("url.scheme", "https"),
+		encoding.StrKV("server.address", "shop.example.com"),
+		encoding.IntKV("server.port", 443),
+		encoding.StrKV("client.address", fmt.Sprintf("10.%d.%d.%d", r.IntN(256), r.IntN(256), 1+r.IntN(254))),
+		encoding.StrKV("user_agent.original", userAgents[r.IntN(len(userAgents))]),
+		encoding.StrKV("network.protocol.version", "1.1"),
+		encoding.StrKV("app.user.id", t.user),
+		encoding.StrKV("app.request.id", uuid(r)),
 	}
 	end := root.StartUnixNano + uint64(200e3*math.Exp(r.NormFloat64()*0.3))
 	for _, c := range rt.calls {
@@ -173,7 +173,7 @@ func (g *Mix) Trace() []*encoding.Span {
 		}
 	}
 	root.EndUnixNano = end + uint64(r.Int64N(100e3))
-	root.Attrs = append(root.Attrs, integer("http.response.status_code", status))
+	root.Attrs = append(root.Attrs, encoding.IntKV("http.response.status_code", status))
 	if status >= 500 {
 		root.StatusCode = encoding.StatusError
 	}
@@ -226,12 +226,12 @@ func (t *mixTrace) call(parent *encoding.Span, caller string, c mixCall, after u
 	cl := t.span(parent, caller, "otelgrpc", svcName+"/"+c.rpc, encoding.KindClient, start)
 	rpcAttrs := func(code int64) []encoding.KeyValue {
 		return []encoding.KeyValue{
-			str("rpc.system", "grpc"),
-			str("rpc.service", svcName),
-			str("rpc.method", c.rpc),
-			str("server.address", c.svc),
-			integer("server.port", 8080),
-			integer("rpc.grpc.status_code", code),
+			encoding.StrKV("rpc.system", "grpc"),
+			encoding.StrKV("rpc.service", svcName),
+			encoding.StrKV("rpc.method", c.rpc),
+			encoding.StrKV("server.address", c.svc),
+			encoding.IntKV("server.port", 8080),
+			encoding.IntKV("rpc.grpc.status_code", code),
 		}
 	}
 	srvStart := start + uint64(100e3+r.Int64N(200e3))
@@ -277,7 +277,7 @@ func (t *mixTrace) call(parent *encoding.Span, caller string, c mixCall, after u
 		cl.StatusMessage = "14 UNAVAILABLE: connection refused"
 	}
 	cl.Attrs = rpcAttrs(code)
-	srv.Attrs = append(rpcAttrs(code), str("app.user.id", t.user))
+	srv.Attrs = append(rpcAttrs(code), encoding.StrKV("app.user.id", t.user))
 	return cl, !fail
 }
 
@@ -295,10 +295,10 @@ func (t *mixTrace) fail(s *encoding.Span, msg string) {
 		TimeUnixNano: s.StartUnixNano + uint64(r.Int64N(1e6)),
 		Name:         "exception",
 		Attrs: []encoding.KeyValue{
-			str("exception.type", "Error"),
-			str("exception.message", msg),
-			str("exception.stacktrace", st.String()),
-			boolean("exception.escaped", true),
+			encoding.StrKV("exception.type", "Error"),
+			encoding.StrKV("exception.message", msg),
+			encoding.StrKV("exception.stacktrace", st.String()),
+			encoding.BoolKV("exception.escaped", true),
 		},
 	})
 }
@@ -323,17 +323,17 @@ func (t *mixTrace) sql(parent *encoding.Span, svc string, after uint64) uint64 {
 	s := t.span(parent, svc, "otelsql", op+" "+table, encoding.KindClient, start)
 	s.EndUnixNano = start + t.latency(800e3)
 	s.Attrs = []encoding.KeyValue{
-		str("db.system", "postgresql"),
-		str("db.name", "shop"),
-		str("db.user", svc),
-		str("db.operation", op),
-		str("db.sql.table", table),
-		str("db.statement", stmt),
-		str("server.address", "postgres.shop.svc.cluster.local"),
-		integer("server.port", 5432),
+		encoding.StrKV("db.system", "postgresql"),
+		encoding.StrKV("db.name", "shop"),
+		encoding.StrKV("db.user", svc),
+		encoding.StrKV("db.operation", op),
+		encoding.StrKV("db.sql.table", table),
+		encoding.StrKV("db.statement", stmt),
+		encoding.StrKV("server.address", "postgres.shop.svc.cluster.local"),
+		encoding.IntKV("server.port", 5432),
 	}
 	if op == "SELECT" {
-		s.Attrs = append(s.Attrs, integer("db.rows_returned", int64(r.IntN(60))))
+		s.Attrs = append(s.Attrs, encoding.IntKV("db.rows_returned", int64(r.IntN(60))))
 	}
 	return s.EndUnixNano
 }
@@ -346,16 +346,16 @@ func (t *mixTrace) redis(parent *encoding.Span, svc string, after uint64) uint64
 	s := t.span(parent, svc, "redisotel", cmd, encoding.KindClient, start)
 	s.EndUnixNano = start + t.latency(150e3)
 	s.Attrs = []encoding.KeyValue{
-		str("db.system", "redis"),
-		str("db.operation", cmd),
-		str("db.statement", cmd+" cart:"+t.user),
-		integer("db.redis.database_index", 0),
-		str("server.address", "redis-cart"),
-		integer("server.port", 6379),
+		encoding.StrKV("db.system", "redis"),
+		encoding.StrKV("db.operation", cmd),
+		encoding.StrKV("db.statement", cmd+" cart:"+t.user),
+		encoding.IntKV("db.redis.database_index", 0),
+		encoding.StrKV("server.address", "redis-cart"),
+		encoding.IntKV("server.port", 6379),
 	}
 	if cmd == "HGET" && r.IntN(5) == 0 {
 		s.Events = append(s.Events, encoding.Event{TimeUnixNano: s.EndUnixNano - 1000, Name: "cache miss",
-			Attrs: []encoding.KeyValue{str("cache.key", "cart:"+t.user)}})
+			Attrs: []encoding.KeyValue{encoding.StrKV("cache.key", "cart:"+t.user)}})
 	}
 	return s.EndUnixNano
 }
@@ -369,19 +369,19 @@ func (t *mixTrace) kafka(parent *encoding.Span, after uint64) uint64 {
 	p.EndUnixNano = start + t.latency(400e3)
 	msgAttrs := func() []encoding.KeyValue {
 		return []encoding.KeyValue{
-			str("messaging.system", "kafka"),
-			str("messaging.destination.name", "orders"),
-			integer("messaging.kafka.destination.partition", int64(r.IntN(12))),
+			encoding.StrKV("messaging.system", "kafka"),
+			encoding.StrKV("messaging.destination.name", "orders"),
+			encoding.IntKV("messaging.kafka.destination.partition", int64(r.IntN(12))),
 		}
 	}
-	p.Attrs = append(msgAttrs(), str("messaging.operation", "publish"))
+	p.Attrs = append(msgAttrs(), encoding.StrKV("messaging.operation", "publish"))
 	cStart := p.EndUnixNano + uint64(r.Int64N(20e6))
 	c := t.span(p, "shipping", "otelkafka", "orders process", encoding.KindConsumer, cStart)
 	c.EndUnixNano = cStart + t.latency(3e6)
-	c.Attrs = append(msgAttrs(), str("messaging.operation", "process"),
-		integer("messaging.kafka.message.offset", int64(r.Uint32())))
+	c.Attrs = append(msgAttrs(), encoding.StrKV("messaging.operation", "process"),
+		encoding.IntKV("messaging.kafka.message.offset", int64(r.Uint32())))
 	c.Links = []encoding.Link{{TraceID: t.tid, SpanID: p.SpanID, Flags: 1,
-		Attrs: []encoding.KeyValue{str("messaging.operation", "publish")}}}
+		Attrs: []encoding.KeyValue{encoding.StrKV("messaging.operation", "publish")}}}
 	return p.EndUnixNano
 }
 

@@ -93,23 +93,6 @@ func putU64(b []byte, v uint64) {
 	}
 }
 
-// str, integer and the other helpers build attribute values.
-func str(k, v string) encoding.KeyValue {
-	return encoding.KeyValue{Key: k, Value: encoding.Value{Type: encoding.ValueStr, Str: v}}
-}
-
-func integer(k string, v int64) encoding.KeyValue {
-	return encoding.KeyValue{Key: k, Value: encoding.Value{Type: encoding.ValueInt, Num: uint64(v)}}
-}
-
-func boolean(k string, v bool) encoding.KeyValue {
-	var n uint64
-	if v {
-		n = 1
-	}
-	return encoding.KeyValue{Key: k, Value: encoding.Value{Type: encoding.ValueBool, Num: n}}
-}
-
 // logUniform returns a duration in nanoseconds drawn log-uniformly from
 // [lo, hi).
 func logUniform(r *rand.Rand, lo, hi float64) uint64 {
