@@ -210,35 +210,42 @@ func (h *head) Spans(ctx context.Context, ords index.Postings, fn func(ord uint3
 }
 
 // TraceSpans calls fn for every span of trace id, in ascending start time,
-// then span ID.
+// then span ID. Rows are ordered by their keys and decoded one at a time,
+// so a huge trace costs only its ordinals in memory.
 func (h *head) TraceSpans(ctx context.Context, id encoding.TraceID, fn func(s *encoding.Span) error) error {
 	h.mu.RLock()
 	rows := headRows{h.mu.rows, h.mu.resources, h.mu.scopes}
 	ords := slices.Clone(h.mu.traces[id])
 	h.mu.RUnlock()
-	trace := make([]*encoding.Span, len(ords))
+	type keyed struct {
+		start  uint64
+		spanID encoding.SpanID
+		ord    uint32
+	}
+	keys := make([]keyed, len(ords))
 	for i, o := range ords {
+		_, start, spanID, err := encoding.RowKey(rows.rows[o])
+		if err != nil {
+			return fmt.Errorf("head span %d: %w", o, err)
+		}
+		keys[i] = keyed{start, spanID, o}
+	}
+	slices.SortStableFunc(keys, func(a, b keyed) int {
+		return cmp.Or(cmp.Compare(a.start, b.start), bytes.Compare(a.spanID[:], b.spanID[:]))
+	})
+	for i, k := range keys {
 		if i%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		s, err := rows.span(o)
+		s, err := rows.span(k.ord)
 		if err != nil {
 			return err
 		}
-		trace[i] = s
-	}
-	slices.SortStableFunc(trace, compareStartSpanID)
-	for _, s := range trace {
 		if err := fn(s); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// compareStartSpanID orders a trace's spans: start time, then span ID.
-func compareStartSpanID(a, b *encoding.Span) int {
-	return cmp.Or(cmp.Compare(a.StartUnixNano, b.StartUnixNano), bytes.Compare(a.SpanID[:], b.SpanID[:]))
 }
