@@ -60,7 +60,7 @@ const (
 	// MaxFilterLen is the longest filter text ParseFilter accepts, in bytes.
 	MaxFilterLen = 64 << 10
 	// MaxFilterDepth is how deeply calls may nest, counting the root call as
-	// 1 (the bound jaeger-idl's validator sets).
+	// 1 (jaeger-idl v0.14.0's MaxNestingDepth).
 	MaxFilterDepth = 20
 	// MaxRegexLen is the longest regular expression pattern, in bytes.
 	MaxRegexLen = 1024
@@ -75,7 +75,7 @@ const (
 	OpOr     Op = "or"     // n-ary (≥ 2): some argument holds
 	OpNot    Op = "not"    // unary: the argument does not hold
 	OpEq     Op = "eq"     // binary comparison: equal
-	OpNe     Op = "ne"     // binary comparison: comparable and not equal
+	OpNe     Op = "ne"     // binary comparison: a value to compare, and no value equal
 	OpGt     Op = "gt"     // binary comparison: greater
 	OpLt     Op = "lt"     // binary comparison: less
 	OpGte    Op = "gte"    // binary comparison: greater or equal
@@ -83,12 +83,22 @@ const (
 	OpRegex  Op = "regex"  // subject, pattern: RE2 pattern found in the subject's text
 	OpExists Op = "exists" // unary: the attribute or field has a value
 	OpIn     Op = "in"     // subject, list: equal to an element
-	OpNotIn  Op = "not_in" // subject, list: comparable and equal to no element
+	OpNotIn  Op = "not_in" // subject, list: a value to compare, and no value in the list
 	OpSome   Op = "some"   // collection, predicate: some event (or link) satisfies it
+	// OpPhrase and OpFulltext are the text-search operators: an attribute,
+	// a non-empty list of words. phrase: the words occur adjacent and in
+	// order among the words of the attribute's text; fulltext: each occurs,
+	// in any order (filter.md, "Text search").
+	OpPhrase   Op = "phrase"
+	OpFulltext Op = "fulltext"
 )
 
-// filterOps lists every operator, in the order of the wire vocabulary.
-var filterOps = [...]Op{OpAnd, OpOr, OpNot, OpEq, OpNe, OpGt, OpLt, OpGte, OpLte, OpRegex, OpExists, OpIn, OpNotIn, OpSome}
+// filterOps lists every operator, in the order of the wire vocabulary
+// (the operators annotation of Call.op in jaeger-idl v0.14.0).
+var filterOps = [...]Op{OpAnd, OpOr, OpNot, OpEq, OpNe, OpGt, OpLt, OpGte, OpLte, OpRegex, OpExists, OpIn, OpNotIn, OpSome, OpPhrase, OpFulltext}
+
+// isTextSearch reports whether o is phrase or fulltext.
+func (o Op) isTextSearch() bool { return o == OpPhrase || o == OpFulltext }
 
 // Ops returns every operator of the vocabulary.
 func Ops() []Op { return append([]Op(nil), filterOps[:]...) }
@@ -241,15 +251,16 @@ type FieldInfo struct {
 	Name  string
 	Type  FieldType
 	// Optional fields are absent (exists is false, every comparison is
-	// false) when empty: a zero parent span ID, an empty trace state,
+	// false) when empty: a zero parent span ID, an empty span trace state,
 	// status message, schema URL, scope name or version, a resource without
-	// a service name.
+	// a service name. Event and link fields are never optional: jaeger-idl
+	// v0.14.0 says one is carried when the span has the event or link.
 	Optional bool
 	id       fieldID
 }
 
-// filterFields is the vocabulary of built-in fields: jaeger-idl's
-// query/expression/v1 fields, named as there (camelCase).
+// filterFields is the vocabulary of built-in fields: jaeger-idl v0.14.0's
+// query/expression/v1 fields.go, named and typed as there (camelCase).
 var filterFields = [...]FieldInfo{
 	{LevelSpan, "traceID", FieldText, false, fSpanTraceID},
 	{LevelSpan, "spanID", FieldText, false, fSpanSpanID},
@@ -272,7 +283,7 @@ var filterFields = [...]FieldInfo{
 	{LevelEvent, "timeSinceStart", FieldDuration, false, fEventTimeSinceStart},
 	{LevelLink, "traceID", FieldText, false, fLinkTraceID},
 	{LevelLink, "spanID", FieldText, false, fLinkSpanID},
-	{LevelLink, "traceState", FieldText, true, fLinkTraceState},
+	{LevelLink, "traceState", FieldText, false, fLinkTraceState},
 }
 
 // Fields returns every built-in field.
@@ -411,9 +422,11 @@ type Const struct {
 	Bool   bool
 }
 
-// List is the list constant of in and not_in: elements all of Kind, which
-// is KindAny (untyped text, read as the type of the field it is compared
-// with), KindString, KindInt, KindDouble or KindBool.
+// List is the list constant of in, not_in, phrase and fulltext: elements
+// all of Kind, which is KindAny (untyped text, read as the type of the
+// field it is compared with, matched at the stored type beside an
+// attribute), KindString, KindInt, KindDouble or KindBool. The text-search
+// operators take strings, declared (KindString) or not (KindAny).
 type List struct {
 	Kind  ConstKind
 	Elems []Const
@@ -466,6 +479,18 @@ func NotIn(subject Expr, list *List) *Call { return &Call{Op: OpNotIn, Args: []E
 // (LevelLink).
 func Some(level Level, pred Expr) *Call {
 	return &Call{Op: OpSome, Args: []Expr{&NestedRef{Level: level}, pred}}
+}
+
+// Phrase returns a call of phrase: the words, adjacent and in order, in
+// the text of attribute attr.
+func Phrase(attr *AttrRef, words ...string) *Call {
+	return &Call{Op: OpPhrase, Args: []Expr{attr, StrList(words...)}}
+}
+
+// Fulltext returns a call of fulltext: every one of the words, in any
+// order, in the text of attribute attr.
+func Fulltext(attr *AttrRef, words ...string) *Call {
+	return &Call{Op: OpFulltext, Args: []Expr{attr, StrList(words...)}}
 }
 
 // Attr returns a reference to attribute key at level.

@@ -7,13 +7,16 @@ package query
 // the compiled tree without allocating (except for the hex text of IDs and
 // the JSON text of array and map values, when a leaf reads them).
 //
-// The semantics are in filter.md ("Evaluation"). In short: a leaf holds
-// when some values of its operands satisfy it (an attribute reference has
-// no value when the key is missing, one per occurrence otherwise; an
-// unqualified one reads the span's and the resource's attributes); a typed
+// The semantics are in filter.md ("Evaluation"). In short: a positive leaf
+// holds when some values of its operands satisfy it, a negated one (ne,
+// not_in) when a value can be compared and none satisfies eq or in (an
+// attribute reference has no value when the key is missing, one per
+// occurrence otherwise; an unqualified one reads the span's and the
+// resource's attributes); a typed
 // constant matches values of its own type only; an untyped one matches any
 // stored type by text for eq, ne, in and not_in, and by number or text for
-// the ordered comparisons; not is plain negation.
+// the ordered comparisons; phrase and fulltext search the words of string
+// values (filter_text.go); not is plain negation.
 
 import (
 	"math"
@@ -66,7 +69,11 @@ const (
 	nRegex
 	nExists
 	nIn
-	nNotIn
+	// nComparable holds when some value of a is comparable with some value
+	// of b (a value of a, for nIn lists: some element of list): the half of
+	// a negated leaf (ne, not_in) that asks for a value to compare.
+	nComparable
+	nText // phrase, fulltext: a is the attribute, list the words
 )
 
 // fnode is a compiled predicate.
@@ -138,11 +145,16 @@ func compilePred(e Expr, bound []Level) *fnode {
 		n.kind = nRegex
 		n.a = compileOperand(c.Args[0], nil)
 		n.re, _ = compileRegex(c.Args[1].(*Const).Text)
+	case OpPhrase, OpFulltext:
+		n.kind = nText
+		n.op = c.Op
+		n.a = compileOperand(c.Args[0], nil)
+		l := c.Args[1].(*List)
+		for i := range l.Elems {
+			n.list = append(n.list, fval{kind: fvText, s: l.Elems[i].Text})
+		}
 	case OpIn, OpNotIn:
 		n.kind = nIn
-		if c.Op == OpNotIn {
-			n.kind = nNotIn
-		}
 		n.a = compileOperand(c.Args[0], nil)
 		l := c.Args[1].(*List)
 		fi, isField := fieldOf(c.Args[0])
@@ -153,14 +165,40 @@ func compilePred(e Expr, bound []Level) *fnode {
 			}
 			n.list = append(n.list, constVal(&k))
 		}
+		if c.Op == OpNotIn {
+			return negatedLeaf(n, c, bound)
+		}
 	default:
 		n.kind = nCmp
 		n.op = c.Op
 		n.a = compileOperand(c.Args[0], c.Args[1])
 		n.b = compileOperand(c.Args[1], c.Args[0])
+		if c.Op == OpNe {
+			n.op = OpEq
+			return negatedLeaf(n, c, bound)
+		}
 	}
-	// A leaf that names an event (a link) outside a some over events
-	// (links) holds when some event (link) satisfies it.
+	return overCollections(n, c, bound)
+}
+
+// negatedLeaf compiles ne and not_in from pos, the compiled eq or in of
+// the same operands: a negated leaf holds when its reference has a value
+// to compare and none of its values satisfies the positive leaf
+// (jaeger-idl v0.14.0), across every event or link it names outside a
+// some over them.
+func negatedLeaf(pos *fnode, c *Call, bound []Level) *fnode {
+	cmp := *pos
+	cmp.kind = nComparable
+	return &fnode{kind: nAnd, src: c, kids: []*fnode{
+		overCollections(&cmp, c, bound),
+		{kind: nNot, src: c, kids: []*fnode{overCollections(pos, c, bound)}},
+	}}
+}
+
+// overCollections wraps a leaf that names an event (a link) outside a some
+// over events (links) so that it holds when some event (link) satisfies
+// it.
+func overCollections(n *fnode, c *Call, bound []Level) *fnode {
 	for _, l := range [...]Level{LevelLink, LevelEvent} {
 		if leafUses(c, l) && !containsLevel(bound, l) {
 			n = &fnode{kind: nSome, level: l, kids: []*fnode{n}, src: c}
@@ -271,27 +309,63 @@ func (n *fnode) match(c *ectx) bool {
 		it.init(&n.a, c)
 		var x fval
 		return it.next(c, &x)
-	case nIn, nNotIn:
+	case nIn:
 		var it valIter
 		it.init(&n.a, c)
 		var x fval
 		for it.next(c, &x) {
-			found, comparable := false, false
 			for i := range n.list {
-				y := &n.list[i]
-				if compareVals(OpEq, &x, y) {
-					found = true
-					break
+				if compareVals(OpEq, &x, &n.list[i]) {
+					return true
 				}
-				comparable = comparable || compareVals(OpNe, &x, y)
 			}
-			if n.kind == nIn && found || n.kind == nNotIn && !found && comparable {
+		}
+		return false
+	case nComparable:
+		var ia valIter
+		ia.init(&n.a, c)
+		var x, y fval
+		for ia.next(c, &x) {
+			if n.list != nil {
+				for i := range n.list {
+					if comparableVals(&x, &n.list[i]) {
+						return true
+					}
+				}
+				continue
+			}
+			var ib valIter
+			ib.init(&n.b, c)
+			for ib.next(c, &y) {
+				if comparableVals(&x, &y) {
+					return true
+				}
+			}
+		}
+		return false
+	case nText:
+		var it valIter
+		it.init(&n.a, c)
+		var x fval
+		for it.next(c, &x) {
+			// Only string values hold words: the operator fixes the type
+			// to string.
+			if x.kind != fvText || x.v != nil {
+				continue
+			}
+			if n.op == OpPhrase && textHasPhrase(x.s, n.list) || n.op == OpFulltext && textHasAll(x.s, n.list) {
 				return true
 			}
 		}
 		return false
 	}
 	return false
+}
+
+// comparableVals reports whether x and y can be compared for equality:
+// eq or ne holds for them.
+func comparableVals(x, y *fval) bool {
+	return compareVals(OpEq, x, y) || compareVals(OpNe, x, y)
 }
 
 func (n *fnode) matchSome(c *ectx) bool {
@@ -584,7 +658,10 @@ func fieldVal(id fieldID, c *ectx, x *fval) bool {
 	case fLinkSpanID:
 		return c.ln != nil && text(c.ln.SpanID.String())
 	case fLinkTraceState:
-		return c.ln != nil && optional(c.ln.TraceState)
+		// An event or link field is carried when the span has the event or
+		// link (jaeger-idl v0.14.0, exists), so an empty trace state is
+		// the empty text.
+		return c.ln != nil && text(c.ln.TraceState)
 	}
 	return false
 }

@@ -12,8 +12,11 @@ import (
 	"math"
 	"math/big"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/tracedb/tracedb/encoding"
 	"github.com/tracedb/tracedb/index"
@@ -24,6 +27,7 @@ type nv struct {
 	typ  string // "none" (empty attribute), "text", "num", "bool", "dur", "time", "any"
 	text string // text, any; for stored values, the ValueString form
 	ok   bool   // text: whether a text form exists
+	str  bool   // a stored string value (the only kind text search reads)
 	nan  bool
 	num  *big.Float // num (nil when nan)
 	b    bool
@@ -79,7 +83,22 @@ func naivePred(e Expr, env naiveEnv) bool {
 		}
 		return false
 	}
-	// A leaf: bind every event and link it needs and nothing binds yet.
+	// A negated leaf holds when a comparable pair of values exists and no
+	// pair satisfies the positive leaf, over every event and link bound.
+	switch c.Op {
+	case OpNe, OpNotIn:
+		pos := &Call{Op: OpEq, Args: c.Args}
+		if c.Op == OpNotIn {
+			pos = &Call{Op: OpIn, Args: c.Args}
+		}
+		return naiveBind(c, env, naiveComparable) && !naiveBind(pos, env, naiveLeaf)
+	}
+	return naiveBind(c, env, naiveLeaf)
+}
+
+// naiveBind binds every event and link leaf c needs and nothing binds yet,
+// and reports whether leaf holds for one binding.
+func naiveBind(c *Call, env naiveEnv, leaf func(*Call, naiveEnv) bool) bool {
 	needEvent, needLink := false, false
 	for _, a := range c.Args {
 		var l Level
@@ -96,7 +115,7 @@ func naivePred(e Expr, env naiveEnv) bool {
 		for i := range env.s.Events {
 			env2 := env
 			env2.ev = &env.s.Events[i]
-			if naivePred(c, env2) {
+			if naiveBind(c, env2, leaf) {
 				return true
 			}
 		}
@@ -106,17 +125,104 @@ func naivePred(e Expr, env naiveEnv) bool {
 		for i := range env.s.Links {
 			env2 := env
 			env2.ln = &env.s.Links[i]
-			if naivePred(c, env2) {
+			if naiveBind(c, env2, leaf) {
 				return true
 			}
 		}
 		return false
 	}
-	return naiveLeaf(c, env)
+	return leaf(c, env)
+}
+
+// naiveComparable reports whether some value of the subject can be
+// compared (by eq or ne) with some value of the other operand, or some
+// element of the list.
+func naiveComparable(c *Call, env naiveEnv) bool {
+	var others []nv
+	if l, ok := c.Args[1].(*List); ok {
+		for i := range l.Elems {
+			others = append(others, naiveConst(&l.Elems[i], c.Args[0]))
+		}
+	}
+	for _, x := range naiveValues(c.Args[0], c.Args[1], env) {
+		ys := others
+		if ys == nil {
+			ys = naiveValues(c.Args[1], c.Args[0], env)
+		}
+		for _, y := range ys {
+			if naiveCmp(OpEq, x, y) || naiveCmp(OpNe, x, y) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// naiveWordRE is a word of the text-search analyzer: letters, decimal
+// digits and combining marks.
+var naiveWordRE = regexp.MustCompile(`[\p{L}\p{Nd}\p{M}]+`)
+
+// naiveFold maps each rune to the smallest rune of its simple case-folding
+// orbit.
+func naiveFold(w string) string {
+	rs := []rune(w)
+	for i, r := range rs {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f < m {
+				m = f
+			}
+		}
+		rs[i] = m
+	}
+	return string(rs)
+}
+
+// naiveTextSearch evaluates phrase and fulltext on the string values of
+// the attribute.
+func naiveTextSearch(c *Call, env naiveEnv) bool {
+	l := c.Args[1].(*List)
+	var want []string
+	for i := range l.Elems {
+		want = append(want, naiveFold(l.Elems[i].Text))
+	}
+	for _, v := range naiveValues(c.Args[0], nil, env) {
+		if !v.str {
+			continue
+		}
+		var have []string
+		for _, w := range naiveWordRE.FindAllString(strings.ToValidUTF8(v.text, " "), -1) {
+			have = append(have, naiveFold(w))
+		}
+		if c.Op == OpFulltext && naiveAll(have, want) || c.Op == OpPhrase && naiveRun(have, want) {
+			return true
+		}
+	}
+	return false
+}
+
+func naiveAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+func naiveRun(have, want []string) bool {
+	for i := 0; i+len(want) <= len(have); i++ {
+		if slices.Equal(have[i:i+len(want)], want) {
+			return true
+		}
+	}
+	return false
 }
 
 func naiveLeaf(c *Call, env naiveEnv) bool {
 	switch c.Op {
+	case OpPhrase, OpFulltext:
+		return naiveTextSearch(c, env)
 	case OpExists:
 		return len(naiveValues(c.Args[0], nil, env)) > 0
 	case OpRegex:
@@ -127,21 +233,13 @@ func naiveLeaf(c *Call, env naiveEnv) bool {
 			}
 		}
 		return false
-	case OpIn, OpNotIn:
+	case OpIn:
 		l := c.Args[1].(*List)
 		for _, v := range naiveValues(c.Args[0], nil, env) {
-			in, comparable := false, false
 			for i := range l.Elems {
-				el := naiveConst(&l.Elems[i], c.Args[0])
-				if naiveCmp(OpEq, v, el) {
-					in = true
+				if naiveCmp(OpEq, v, naiveConst(&l.Elems[i], c.Args[0])) {
+					return true
 				}
-				if naiveCmp(OpNe, v, el) {
-					comparable = true
-				}
-			}
-			if c.Op == OpIn && in || c.Op == OpNotIn && comparable && !in {
-				return true
 			}
 		}
 		return false
@@ -172,7 +270,7 @@ func naiveStored(v *encoding.Value) nv {
 		}
 		return nv{typ: "num", num: new(big.Float).SetFloat64(f), text: s, ok: true}
 	case encoding.ValueStr:
-		return nv{typ: "text", text: v.Str, ok: true}
+		return nv{typ: "text", text: v.Str, ok: true, str: true}
 	case encoding.ValueBytes, encoding.ValueArray, encoding.ValueMap:
 		s, ok := index.ValueString(v)
 		return nv{typ: "text", text: s, ok: ok}
@@ -309,7 +407,7 @@ func naiveField(r *FieldRef, env naiveEnv) []nv {
 	case "link.spanID":
 		return naiveTextVal(hex.EncodeToString(env.ln.SpanID[:]))
 	case "link.traceState":
-		return naiveOptional(env.ln.TraceState)
+		return naiveTextVal(env.ln.TraceState)
 	}
 	panic("naive: field " + r.String())
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +77,7 @@ type filterGen struct {
 	texts  map[fieldID][]string
 	durs   []int64
 	times  []int64
+	strs   []string // stored string values that hold at least one word
 }
 
 func newFilterGen(r *rand.Rand, spans []*encoding.Span) *filterGen {
@@ -121,7 +123,53 @@ func newFilterGen(r *rand.Rand, spans []*encoding.Span) *filterGen {
 			g.texts[fLinkSpanID] = append(g.texts[fLinkSpanID], l.SpanID.String())
 		}
 	}
+	for _, v := range g.values {
+		if _, _, ok := nextWord(v.Str, 0); v.Type == encoding.ValueStr && ok {
+			g.strs = append(g.strs, v.Str)
+		}
+	}
 	return g
+}
+
+// randomFilterWords are words for text search that spans may not hold,
+// and some that are not words at all (refused).
+var randomFilterWords = []string{"get", "GET", "Ünïcode", "e\u0301", "x", "42", "a-b", "", "two words"}
+
+// textSearch returns a phrase or fulltext over an attribute, with words
+// usually taken in a run from a stored string.
+func (g *filterGen) textSearch() Expr {
+	r := g.r
+	ref, ok := g.ref().(*AttrRef)
+	if !ok {
+		ref = Attr(LevelAny, pick(r, g.keys[LevelSpan], "a"))
+	}
+	var words []string
+	text := pick(r, g.strs, "a b")
+	for w, off, ok := nextWord(text, 0); ok; w, off, ok = nextWord(text, off) {
+		words = append(words, w)
+	}
+	i := r.IntN(len(words))
+	words = words[i:min(len(words), i+1+r.IntN(3))]
+	for j := range words {
+		switch r.IntN(8) {
+		case 0:
+			words[j] = strings.ToUpper(words[j])
+		case 1:
+			words[j] = pick(r, randomFilterWords, "x")
+		}
+	}
+	if len(words) > 1 && r.IntN(4) == 0 {
+		words[0], words[1] = words[1], words[0]
+	}
+	l := StrList(words...)
+	if r.IntN(4) == 0 {
+		l = AnyList(words...)
+	}
+	op := OpPhrase
+	if r.IntN(2) == 0 {
+		op = OpFulltext
+	}
+	return &Call{Op: op, Args: []Expr{ref, l}}
 }
 
 func pick[T any](r *rand.Rand, xs []T, dflt T) T {
@@ -164,7 +212,9 @@ var randomFilterPatterns = []string{"a", "^G", "[0-9]+", ".*", "x|y", "é", "^$"
 func (g *filterGen) leaf() Expr {
 	r := g.r
 	ref := g.ref()
-	switch r.IntN(12) {
+	switch r.IntN(13) {
+	case 12:
+		return g.textSearch()
 	case 0:
 		return Exists(ref)
 	case 1:
@@ -315,7 +365,7 @@ func (g *filterGen) list(ref Expr) *List {
 	}
 	first := g.constFor(ref)
 	kind := first.Kind
-	if kind == KindAny {
+	if kind == KindAny && r.IntN(2) == 0 {
 		kind = KindString
 	}
 	l := &List{Kind: kind}
@@ -329,6 +379,8 @@ func (g *filterGen) list(ref Expr) *List {
 			l.Elems = append(l.Elems, *c)
 		case kind == KindString && c.Kind == KindAny:
 			l.Elems = append(l.Elems, Const{Kind: KindString, Text: c.Text})
+		case kind == KindAny:
+			l.Elems = append(l.Elems, Const{Kind: KindAny, Text: c.textForm()})
 		}
 	}
 	return l

@@ -183,6 +183,25 @@ func TestValidateTrees(t *testing.T) {
 		{"untyped vs anything", Eq(AnyConst("1"), BoolConst(true)), ""},
 		{"attribute vs attribute", Ne(Attr(LevelSpan, "a"), Attr(LevelResource, "a")), ""},
 		{"some of a constant", &Call{Op: OpSome, Args: []Expr{&NestedRef{Level: LevelEvent}, BoolConst(true)}}, "some takes predicates, and the bool constant true is not one"},
+		{"phrase", Phrase(Attr(LevelEvent, "m"), "connection", "refused"), ""},
+		{"fulltext untyped", &Call{Op: OpFulltext, Args: []Expr{Attr(LevelAny, "m"), AnyList("a")}}, ""},
+		{"phrase of a field", &Call{Op: OpPhrase, Args: []Expr{name, StrList("a")}}, "phrase searches the text of an attribute, not span.name"},
+		{"fulltext of nil list", &Call{Op: OpFulltext, Args: []Expr{Attr(LevelAny, "m"), (*List)(nil)}}, "argument 2 of fulltext is missing"},
+		{"fulltext of no words", Fulltext(Attr(LevelAny, "m")), "at least one word"},
+		{"fulltext of a bool list", &Call{Op: OpFulltext, Args: []Expr{Attr(LevelAny, "m"), BoolList(true)}}, "a list of strings, not of bool"},
+		{"fulltext mixed list", &Call{Op: OpFulltext, Args: []Expr{Attr(LevelAny, "m"), &List{Kind: KindString, Elems: []Const{{Kind: KindAny, Text: "a"}}}}}, "element 0 of a list of string is untyped"},
+		{"fulltext of a bad attribute", Fulltext(Attr("spans", "m"), "a"), `unknown level "spans"`},
+		{"phrase with a space", Phrase(Attr(LevelAny, "m"), "a b"), "only letters, digits and combining marks"},
+		{"word of 255", Phrase(Attr(LevelAny, "m"), strings.Repeat("\u00e9", MaxWordLen)), ""},
+		{"word of 256", Phrase(Attr(LevelAny, "m"), strings.Repeat("a", MaxWordLen+1)), "at most 255 UTF-16 code units, not 256"},
+		{"untyped list vs attribute", In(Attr(LevelSpan, "k"), AnyList("1", "x")), ""},
+		{"regex anchor", Regex(name, "a$"), "anchors are refused"},
+		{"regex lazy", Regex(name, "a*?"), "lazy quantifiers are refused"},
+		{"regex flags", Regex(name, "(?U)a*"), "inline flags"},
+		{"regex escaped paren", Regex(name, `\(?i\)`), ""},
+		{"regex quoted flags", Regex(name, `\Q(?i)^\E(?:x)`), ""},
+		{"regex flags after quote", Regex(name, `\Q(\E(?i)x`), "inline flags"},
+		{"regex flags in a class", Regex(name, `[[:alpha:](?i)]`), ""},
 		{"big timestamp", Eq(Field(LevelSpan, "startTime"), AnyConst("2300-01-01T00:00:00Z")), "outside the years 1678 to 2262"},
 	}
 	for _, tt := range tests {
@@ -322,7 +341,7 @@ func TestConstFromWire(t *testing.T) {
 
 func TestVocabulary(t *testing.T) {
 	// Every operator, level and field of jaeger-idl's vocabulary.
-	wantOps := "and or not eq ne gt lt gte lte regex exists in not_in some"
+	wantOps := "and or not eq ne gt lt gte lte regex exists in not_in some phrase fulltext"
 	var ops []string
 	for _, o := range Ops() {
 		ops = append(ops, string(o))

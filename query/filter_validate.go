@@ -1,12 +1,15 @@
 package query
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf16"
 )
 
 // Validate checks that e is a filter tracedb can evaluate exactly, and
@@ -16,7 +19,9 @@ import (
 // a comparison must hold comparable kinds of value (and an order, for gt,
 // lt, gte, lte); an untyped constant compared with a built-in field must
 // read as that field's type; a pattern must be RE2 of at most MaxRegexLen
-// bytes; some must quantify over events or links, not over a level an
+// bytes, without anchors, word boundaries, lazy quantifiers or inline
+// flags; phrase and fulltext take an attribute and a non-empty list of
+// words (checkWord); some must quantify over events or links, not over a level an
 // enclosing some already binds; calls nest at most MaxFilterDepth deep.
 // The error is a *FilterError whose Node is the offending node.
 func Validate(e Expr) error {
@@ -85,6 +90,11 @@ func validatePred(e Expr, depth int, bound []Level) error {
 			return err
 		}
 		return validateMembership(c)
+	case OpPhrase, OpFulltext:
+		if err := wantArity(c, 2); err != nil {
+			return err
+		}
+		return validateTextSearch(c)
 	default:
 		if err := wantArity(c, 2); err != nil {
 			return err
@@ -394,7 +404,85 @@ func validateRegex(c *Call) error {
 	if _, err := compileRegex(p.Text); err != nil {
 		return errAt(p, "%v", err)
 	}
+	if err := checkPortableRegex(p.Text); err != nil {
+		return errAt(p, "%s: %v (jaeger-idl v0.14.0 refuses it: the backends' engines do not share it)", short(c), err)
+	}
 	return nil
+}
+
+// checkPortableRegex refuses what jaeger-idl's regex leaves out: anchors
+// (^ $ \A \z), word boundaries (\b \B), lazy quantifiers (*? +? ?? {n,m}?)
+// and inline flags ((?i), (?s:…), …). A non-capturing (?:…) and named
+// groups stay. pattern has compiled.
+func checkPortableRegex(pattern string) error {
+	if inlineFlags(pattern) {
+		return errors.New("inline flags such as (?i) are refused")
+	}
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return err
+	}
+	return walkPortable(re)
+}
+
+func walkPortable(re *syntax.Regexp) error {
+	switch re.Op {
+	case syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText:
+		return errors.New("anchors are refused")
+	case syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return errors.New("word boundaries are refused")
+	case syntax.OpStar, syntax.OpPlus, syntax.OpQuest, syntax.OpRepeat:
+		if re.Flags&syntax.NonGreedy != 0 {
+			return errors.New("lazy quantifiers are refused")
+		}
+	}
+	for _, s := range re.Sub {
+		if err := walkPortable(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inlineFlags reports whether a compiled pattern has a group "(?" that
+// sets flags, outside escapes and character classes.
+func inlineFlags(p string) bool {
+	inClass := false
+	for i := 0; i < len(p); i++ {
+		switch {
+		case strings.HasPrefix(p[i:], `\Q`):
+			// \Q…\E quotes its text literally.
+			end := strings.Index(p[i+2:], `\E`)
+			if end < 0 {
+				return false
+			}
+			i += end + 3
+		case p[i] == '\\':
+			i++
+		case inClass:
+			if p[i] == '[' && strings.HasPrefix(p[i+1:], ":") {
+				if end := strings.Index(p[i+2:], ":]"); end >= 0 {
+					i += end + 3
+				}
+			} else if p[i] == ']' {
+				inClass = false
+			}
+		case p[i] == '[':
+			inClass = true
+			// A ']' first in the class (after an optional '^') is literal.
+			if strings.HasPrefix(p[i+1:], "^]") {
+				i += 2
+			} else if strings.HasPrefix(p[i+1:], "]") {
+				i++
+			}
+		case p[i] == '(' && strings.HasPrefix(p[i+1:], "?"):
+			rest := p[i+2:]
+			if !strings.HasPrefix(rest, ":") && !strings.HasPrefix(rest, "P<") && !strings.HasPrefix(rest, "<") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // compileRegex compiles a pattern: RE2 syntax, unanchored (matching
@@ -431,18 +519,68 @@ func validateMembership(c *Call) error {
 			return errAt(l, "element %d of a list of %s is %s", i, l.Kind, l.Elems[i].Kind)
 		}
 	}
-	switch s := c.Args[0].(type) {
-	case *AttrRef:
-		if l.Kind == KindAny {
-			return errAt(l, "%s: a list compared with an attribute must declare its element type: write [\"a\"], [1], [1.5] or [true]", short(c))
-		}
-	case *FieldRef:
+	if s, ok := c.Args[0].(*FieldRef); ok {
 		fi, _ := LookupField(s.Level, s.Name)
 		for i := range l.Elems {
 			if _, err := resolveConst(fi, &l.Elems[i]); err != nil {
 				return errAt(l, "%s: element %d: %v", short(c), i, err)
 			}
 		}
+	}
+	return nil
+}
+
+// MaxWordLen is the longest word of phrase and fulltext, in UTF-16 code
+// units (jaeger-idl v0.14.0).
+const MaxWordLen = 255
+
+func validateTextSearch(c *Call) error {
+	a, ok := c.Args[0].(*AttrRef)
+	if !ok {
+		return errAt(c.Args[0], "%s searches the text of an attribute, not %s (search a built-in field with = or =~)", c.Op, describe(c.Args[0]))
+	}
+	if err := validateAttr(a); err != nil {
+		return err
+	}
+	l, ok := c.Args[1].(*List)
+	if !ok {
+		return errAt(c.Args[1], "%s takes a list of words as its second argument, not %s", c.Op, describe(c.Args[1]))
+	}
+	if l.Kind != KindString && l.Kind != KindAny {
+		return errAt(l, "%s takes a list of strings, not of %s", c.Op, l.Kind)
+	}
+	if len(l.Elems) == 0 {
+		return errAt(l, "%s takes a list of at least one word", c.Op)
+	}
+	for i := range l.Elems {
+		e := &l.Elems[i]
+		if e.Kind != l.Kind {
+			return errAt(l, "element %d of a list of %s is %s", i, l.Kind, e.Kind)
+		}
+		if err := checkWord(e.Text); err != nil {
+			return errAt(l, "%s: element %d %q: %v", short(c), i, e.Text, err)
+		}
+	}
+	return nil
+}
+
+// checkWord checks one word of phrase or fulltext: a non-empty run of
+// Unicode letters, decimal digits and combining marks, at most MaxWordLen
+// UTF-16 code units.
+func checkWord(w string) error {
+	if w == "" {
+		return errors.New("a word is not empty")
+	}
+	n := 0
+	for _, r := range w {
+		// An invalid byte reads as U+FFFD, which is not a word rune.
+		if !isWordRune(r) {
+			return fmt.Errorf("a word holds only letters, digits and combining marks, not %q (the caller splits the words)", r)
+		}
+		n += utf16.RuneLen(r)
+	}
+	if n > MaxWordLen {
+		return fmt.Errorf("a word is at most %d UTF-16 code units, not %d", MaxWordLen, n)
 	}
 	return nil
 }
