@@ -97,6 +97,14 @@ func (b *diskBlock) Values(name string) ([]string, error) {
 	return r.Values(name)
 }
 
+func (b *diskBlock) PostingsRange(name, from, to string, fn func(value string, p index.Postings) error) error {
+	r, err := b.postingsReader()
+	if err != nil {
+		return err
+	}
+	return r.PostingsRange(name, from, to, fn)
+}
+
 func (b *diskBlock) MayContainTrace(id encoding.TraceID) bool { return b.bloom.MayContain(id) }
 
 // rowGroup reads and decodes row group i.

@@ -265,6 +265,34 @@ func TestHeadAndBlockPostingsAgree(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				// PostingsRange walks the same values with the same postings.
+				var walked []string
+				err = r.PostingsRange(name, "", "", func(v string, p index.Postings) error {
+					walked = append(walked, v)
+					want, err := r.Postings(index.Term{Name: name, Value: v})
+					if err != nil {
+						return err
+					}
+					a, _ := index.Expand(p)
+					b, _ := index.Expand(want)
+					if !slices.Equal(a, b) {
+						return fmt.Errorf("%s=%q: PostingsRange gives %v, Postings %v", name, v, a, b)
+					}
+					return nil
+				})
+				if err != nil || !slices.Equal(walked, values) {
+					t.Fatalf("%s: PostingsRange walked %q (%v), Values says %q", name, walked, err, values)
+				}
+				if len(values) > 1 {
+					var sub []string
+					r.PostingsRange(name, values[1], values[len(values)-1], func(v string, _ index.Postings) error {
+						sub = append(sub, v)
+						return nil
+					})
+					if !slices.Equal(sub, values[1:len(values)-1]) {
+						t.Fatalf("%s: PostingsRange [%q, %q) walked %q", name, values[1], values[len(values)-1], sub)
+					}
+				}
 				for _, v := range values {
 					term := index.Term{Name: name, Value: v}
 					p, err := r.Postings(term)

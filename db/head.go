@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -167,6 +168,31 @@ func (h *head) Values(name string) ([]string, error) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return h.mu.index.values(name), nil
+}
+
+// PostingsRange calls fn, in value order, with each value v of term name
+// such that from <= v < to (to "" means no upper bound) and its postings.
+func (h *head) PostingsRange(name, from, to string, fn func(value string, p index.Postings) error) error {
+	type entry struct {
+		value string
+		list  []uint32
+	}
+	h.mu.RLock()
+	x := h.mu.index
+	var entries []entry
+	for _, id := range x.byName[name] {
+		if v := x.byID[id].Value; v >= from && (to == "" || v < to) {
+			entries = append(entries, entry{v, x.lists[id]})
+		}
+	}
+	h.mu.RUnlock()
+	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.value, b.value) })
+	for _, e := range entries {
+		if err := fn(e.value, index.NewListPostings(e.list)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // frozenIndex returns the index of a head that no longer takes appends

@@ -34,6 +34,10 @@ type BlockReader interface {
 	Postings(t index.Term) (index.Postings, error)
 	// Values returns the sorted distinct values of term name.
 	Values(name string) ([]string, error)
+	// PostingsRange calls fn, in value order, with every value v of term
+	// name such that from <= v < to (to "" means no upper bound) and its
+	// postings, in one pass; it stops at fn's first error and returns it.
+	PostingsRange(name, from, to string, fn func(value string, p index.Postings) error) error
 	// MayContainTrace is false only when no span of trace id is here.
 	MayContainTrace(id encoding.TraceID) bool
 	// Spans calls fn with the span of each ordinal of ords, in order.
