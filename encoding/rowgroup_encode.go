@@ -30,12 +30,8 @@ type RowGroupEncoder struct {
 	slotRefs []int32    // slot of every attribute, in traversal order
 	valRefs  []int32    // slot of every scalar attribute, in traversal order
 
-	resPtr    map[*Resource]int32
-	resKey    map[string]int32
-	resList   []*Resource
-	scopePtr  map[*Scope]int32
-	scopeKey  map[string]int32
-	scopeList []*Scope
+	res       dedupTable[Resource]
+	scopes    dedupTable[Scope]
 	rowRes    []int32
 	rowScope  []int32
 	keyBuf    []byte
@@ -280,14 +276,8 @@ func (e *RowGroupEncoder) reset() {
 	e.nslots = 0
 	e.slotRefs = e.slotRefs[:0]
 	e.valRefs = e.valRefs[:0]
-	clear(e.resPtr)
-	clear(e.resKey)
-	clear(e.resList)
-	e.resList = e.resList[:0]
-	clear(e.scopePtr)
-	clear(e.scopeKey)
-	clear(e.scopeList)
-	e.scopeList = e.scopeList[:0]
+	e.res.reset()
+	e.scopes.reset()
 	e.rowRes = e.rowRes[:0]
 	e.rowScope = e.rowScope[:0]
 	e.parentLo = -1
@@ -298,9 +288,9 @@ func (e *RowGroupEncoder) reset() {
 // prepare checks the order of spans, finds the minimum start time and the
 // time unit, and numbers the distinct resources and scopes.
 func (e *RowGroupEncoder) prepare(spans []*Span) (minStart uint64, exp int, err error) {
-	if e.resPtr == nil {
-		e.resPtr, e.resKey = map[*Resource]int32{}, map[string]int32{}
-		e.scopePtr, e.scopeKey = map[*Scope]int32{}, map[string]int32{}
+	if e.res.byPtr == nil {
+		e.res.init()
+		e.scopes.init()
 	}
 	minStart = math.MaxUint64
 	for i, s := range spans {
@@ -357,58 +347,68 @@ func absDelta(a, b uint64) uint64 {
 }
 
 func (e *RowGroupEncoder) resourceIndex(r *Resource) (int32, error) {
-	if i, ok := e.resPtr[r]; ok {
-		return i, nil
-	}
-	var empty Resource
-	c := r
-	if c == nil {
-		c = &empty
-	}
-	b := e.keyBuf[:0]
-	b = binary.AppendUvarint(b, uint64(c.DroppedAttrs))
-	b = appendStr(b, c.SchemaURL)
-	b, err := appendKVsKey(b, c.Attrs, 1)
-	e.keyBuf = b
-	if err != nil {
-		return 0, err
-	}
-	i, ok := e.resKey[string(b)]
-	if !ok {
-		i = int32(len(e.resList))
-		e.resKey[string(b)] = i
-		e.resList = append(e.resList, c)
-	}
-	e.resPtr[r] = i
-	return i, nil
+	return e.res.index(r, func(c *Resource) ([]byte, error) {
+		b := binary.AppendUvarint(e.keyBuf[:0], uint64(c.DroppedAttrs))
+		b = appendStr(b, c.SchemaURL)
+		b, err := appendKVsKey(b, c.Attrs, 1)
+		e.keyBuf = b
+		return b, err
+	})
 }
 
 func (e *RowGroupEncoder) scopeIndex(s *Scope) (int32, error) {
-	if i, ok := e.scopePtr[s]; ok {
+	return e.scopes.index(s, func(c *Scope) ([]byte, error) {
+		b := appendStr(e.keyBuf[:0], c.Name)
+		b = appendStr(b, c.Version)
+		b = binary.AppendUvarint(b, uint64(c.DroppedAttrs))
+		b = appendStr(b, c.SchemaURL)
+		b, err := appendKVsKey(b, c.Attrs, 1)
+		e.keyBuf = b
+		return b, err
+	})
+}
+
+// dedupTable numbers the resources (or scopes) of a row group: the ones
+// equal by content get one entry, whatever their pointers; a nil pointer
+// stands for an empty one.
+type dedupTable[T any] struct {
+	byPtr map[*T]int32
+	byKey map[string]int32
+	list  []*T
+}
+
+func (t *dedupTable[T]) init() {
+	t.byPtr, t.byKey = map[*T]int32{}, map[string]int32{}
+}
+
+func (t *dedupTable[T]) reset() {
+	clear(t.byPtr)
+	clear(t.byKey)
+	clear(t.list)
+	t.list = t.list[:0]
+}
+
+// index returns p's entry; key encodes an entry's content and is called
+// only for a pointer not seen before.
+func (t *dedupTable[T]) index(p *T, key func(*T) ([]byte, error)) (int32, error) {
+	if i, ok := t.byPtr[p]; ok {
 		return i, nil
 	}
-	var empty Scope
-	c := s
+	c := p
 	if c == nil {
-		c = &empty
+		c = new(T)
 	}
-	b := e.keyBuf[:0]
-	b = appendStr(b, c.Name)
-	b = appendStr(b, c.Version)
-	b = binary.AppendUvarint(b, uint64(c.DroppedAttrs))
-	b = appendStr(b, c.SchemaURL)
-	b, err := appendKVsKey(b, c.Attrs, 1)
-	e.keyBuf = b
+	k, err := key(c)
 	if err != nil {
 		return 0, err
 	}
-	i, ok := e.scopeKey[string(b)]
+	i, ok := t.byKey[string(k)]
 	if !ok {
-		i = int32(len(e.scopeList))
-		e.scopeKey[string(b)] = i
-		e.scopeList = append(e.scopeList, c)
+		i = int32(len(t.list))
+		t.byKey[string(k)] = i
+		t.list = append(t.list, c)
 	}
-	e.scopePtr[s] = i
+	t.byPtr[p] = i
 	return i, nil
 }
 
@@ -451,13 +451,13 @@ func appendKVsKey(b []byte, kvs []KeyValue, depth int) ([]byte, error) {
 // scopes, which come first in the attribute streams, and registers their
 // field values in the order the decoder reads them.
 func (e *RowGroupEncoder) putTablesFirst() error {
-	for _, r := range e.resList {
+	for _, r := range e.res.list {
 		e.fields[tabSchemaURL].add(r.SchemaURL)
 		if err := e.putKVs(r.Attrs, 1); err != nil {
 			return fmt.Errorf("resource: %w", err)
 		}
 	}
-	for _, s := range e.scopeList {
+	for _, s := range e.scopes.list {
 		e.fields[tabScopeName].add(s.Name)
 		e.fields[tabScopeVersion].add(s.Version)
 		e.fields[tabSchemaURL].add(s.SchemaURL)
@@ -752,15 +752,15 @@ func (e *RowGroupEncoder) putSchema() {
 	}
 	urls := &e.fields[tabSchemaURL]
 	u := 0
-	b.PutUvarint(uint64(len(e.resList)))
-	for _, r := range e.resList {
+	b.PutUvarint(uint64(len(e.res.list)))
+	for _, r := range e.res.list {
 		b.PutUvarint(uint64(r.DroppedAttrs))
 		urls.putRef(b, u)
 		u++
 		b.PutUvarint(uint64(len(r.Attrs)))
 	}
-	b.PutUvarint(uint64(len(e.scopeList)))
-	for k, s := range e.scopeList {
+	b.PutUvarint(uint64(len(e.scopes.list)))
+	for k, s := range e.scopes.list {
 		e.fields[tabScopeName].putRef(b, k)
 		e.fields[tabScopeVersion].putRef(b, k)
 		b.PutUvarint(uint64(s.DroppedAttrs))
