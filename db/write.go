@@ -57,14 +57,15 @@ func (db *DB) Write(ctx context.Context, td ptrace.Traces) (WriteResult, error) 
 	if err != nil {
 		return res, fmt.Errorf("write: encode wal record: %w", err)
 	}
-	if err := db.waitForRoom(ctx, tenant); err != nil {
+	t := db.tenant(tenant)
+	if err := db.waitForRoom(ctx, t); err != nil {
 		return res, err
 	}
 
 	db.cutMu.RLock()
 	pos, err := db.wal.Append(rec)
 	if err == nil {
-		db.tenant(tenant).liveHead(db).append(accepted)
+		t.liveHead(db).append(accepted)
 	}
 	db.cutMu.RUnlock()
 	if err != nil {
@@ -78,11 +79,10 @@ func (db *DB) Write(ctx context.Context, td ptrace.Traces) (WriteResult, error) 
 	db.metrics.spansAccepted.Add(float64(len(accepted)))
 	db.metrics.headSpans.Add(float64(len(accepted)))
 	res.Accepted = len(accepted)
-	if db.flushDue() != "" {
-		select {
-		case db.flushReq <- struct{}{}:
-		default:
-		}
+	if db.headFull(t) {
+		// Only this tenant's head grew; the loop checks ages and the
+		// other tenants every second.
+		db.requestFlush()
 	}
 	return res, nil
 }
@@ -90,19 +90,12 @@ func (db *DB) Write(ctx context.Context, td ptrace.Traces) (WriteResult, error) 
 // waitForRoom blocks while the tenant's live head is full and a flush is
 // running, so that memory stays bounded (one live and one frozen head) when
 // writes outpace flushes: backpressure instead of an ever-growing head.
-func (db *DB) waitForRoom(ctx context.Context, tenant string) error {
-	t := db.tenant(tenant)
-	over := func() bool {
-		n, b := t.liveHead(db).stats()
-		return n >= db.opts.MaxHeadSpans || b >= db.opts.MaxHeadBytes
-	}
+func (db *DB) waitForRoom(ctx context.Context, t *tenantDB) error {
+	over := func() bool { return db.headFull(t) }
 	if !over() {
 		return nil
 	}
-	select {
-	case db.flushReq <- struct{}{}:
-	default:
-	}
+	db.requestFlush()
 	db.flushCond.L.Lock()
 	defer db.flushCond.L.Unlock()
 	for db.flushing && over() {
@@ -112,4 +105,18 @@ func (db *DB) waitForRoom(ctx context.Context, tenant string) error {
 		db.flushCond.Wait()
 	}
 	return nil
+}
+
+// headFull reports whether t's live head has reached its span or byte limit.
+func (db *DB) headFull(t *tenantDB) bool {
+	n, b := t.liveHead(db).stats()
+	return n >= db.opts.MaxHeadSpans || b >= db.opts.MaxHeadBytes
+}
+
+// requestFlush wakes the background loop without waiting for it.
+func (db *DB) requestFlush() {
+	select {
+	case db.flushReq <- struct{}{}:
+	default:
+	}
 }

@@ -523,46 +523,34 @@ func TimestampConst(t time.Time) *Const { return &Const{Kind: KindTimestamp, Int
 
 // StrList returns a list of strings.
 func StrList(elems ...string) *List {
-	l := &List{Kind: KindString, Elems: make([]Const, len(elems))}
-	for i, s := range elems {
-		l.Elems[i] = Const{Kind: KindString, Text: s}
-	}
-	return l
+	return newList(KindString, elems, func(s string) Const { return Const{Kind: KindString, Text: s} })
 }
 
 // IntList returns a list of ints.
 func IntList(elems ...int64) *List {
-	l := &List{Kind: KindInt, Elems: make([]Const, len(elems))}
-	for i, n := range elems {
-		l.Elems[i] = Const{Kind: KindInt, Int: n}
-	}
-	return l
+	return newList(KindInt, elems, func(n int64) Const { return Const{Kind: KindInt, Int: n} })
 }
 
 // DoubleList returns a list of doubles.
 func DoubleList(elems ...float64) *List {
-	l := &List{Kind: KindDouble, Elems: make([]Const, len(elems))}
-	for i, f := range elems {
-		l.Elems[i] = Const{Kind: KindDouble, Double: f}
-	}
-	return l
+	return newList(KindDouble, elems, func(f float64) Const { return Const{Kind: KindDouble, Double: f} })
 }
 
 // BoolList returns a list of bools.
 func BoolList(elems ...bool) *List {
-	l := &List{Kind: KindBool, Elems: make([]Const, len(elems))}
-	for i, b := range elems {
-		l.Elems[i] = Const{Kind: KindBool, Bool: b}
-	}
-	return l
+	return newList(KindBool, elems, func(b bool) Const { return Const{Kind: KindBool, Bool: b} })
 }
 
 // AnyList returns an untyped list: its elements are read as the type of
 // the field it is compared with.
 func AnyList(elems ...string) *List {
-	l := &List{Kind: KindAny, Elems: make([]Const, len(elems))}
-	for i, s := range elems {
-		l.Elems[i] = Const{Kind: KindAny, Text: s}
+	return newList(KindAny, elems, func(s string) Const { return Const{Kind: KindAny, Text: s} })
+}
+
+func newList[T any](kind ConstKind, elems []T, c func(T) Const) *List {
+	l := &List{Kind: kind, Elems: make([]Const, len(elems))}
+	for i, e := range elems {
+		l.Elems[i] = c(e)
 	}
 	return l
 }

@@ -3,9 +3,9 @@ package query
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -235,18 +235,6 @@ func FuzzFilterSearch(f *testing.F) {
 			return
 		}
 		q := TraceQuery{Service: service, Limit: limit, Filter: fl}
-		got, err := e.FindTraceIDs(context.Background(), q)
-		if m.invalid(q) {
-			if !errors.Is(err, ErrInvalidQuery) {
-				t.Fatalf("%+v: got %v, want ErrInvalidQuery", q, err)
-			}
-			return
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", text, err)
-		}
-		if want := m.find(q, e.opts.DefaultLimit); !slices.Equal(got, want) {
-			t.Fatalf("%s (service %q, limit %d):\n got %v\nwant %v", text, service, limit, got, want)
-		}
+		m.check(t, e, q, fmt.Sprintf("%s (service %q, limit %d)", text, service, limit))
 	})
 }

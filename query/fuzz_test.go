@@ -1,9 +1,7 @@
 package query
 
 import (
-	"context"
-	"errors"
-	"slices"
+	"fmt"
 	"testing"
 	"time"
 
@@ -36,18 +34,6 @@ func FuzzFindTraceIDs(f *testing.F) {
 		if key != "" || value != "" {
 			q.Attributes = map[string]string{key: value}
 		}
-		got, err := e.FindTraceIDs(context.Background(), q)
-		if m.invalid(q) {
-			if !errors.Is(err, ErrInvalidQuery) {
-				t.Fatalf("%+v: got %v, want ErrInvalidQuery", q, err)
-			}
-			return
-		}
-		if err != nil {
-			t.Fatalf("%+v: %v", q, err)
-		}
-		if want := m.find(q, e.opts.DefaultLimit); !slices.Equal(got, want) {
-			t.Fatalf("%+v:\n got %v\nwant %v", q, got, want)
-		}
+		m.check(t, e, q, fmt.Sprintf("%+v", q))
 	})
 }

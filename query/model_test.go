@@ -149,6 +149,26 @@ func listHas(kvs []encoding.KeyValue, key, value string) bool {
 // find returns the answer to q: for each trace with a matching span, the
 // latest start of its matching spans; newest first, then by trace ID; cut
 // at the limit.
+// check runs q on the engine and fails t unless the answer is the model's:
+// ErrInvalidQuery for an invalid query, else the same hits. label names
+// the query in messages.
+func (m *searchModel) check(t *testing.T, e *Engine, q TraceQuery, label string) {
+	t.Helper()
+	got, err := e.FindTraceIDs(context.Background(), q)
+	if m.invalid(q) {
+		if !errors.Is(err, ErrInvalidQuery) {
+			t.Fatalf("%s: got %v, want ErrInvalidQuery", label, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", label, err)
+	}
+	if want := m.find(q, e.opts.DefaultLimit); !slices.Equal(got, want) {
+		t.Fatalf("%s:\n got %v\nwant %v", label, got, want)
+	}
+}
+
 func (m *searchModel) find(q TraceQuery, defaultLimit int) []TraceHit {
 	var attrs [][2]string
 	for k, v := range q.Attributes {
