@@ -55,6 +55,9 @@ func (b *diskBlock) get(key []byte) ([]byte, error) {
 	return v, nil
 }
 
+// Edges returns the service-graph calls counted with the block's spans.
+func (b *diskBlock) Edges() []encoding.DependencyEdge { return b.meta.Edges }
+
 func (b *diskBlock) Info() BlockInfo {
 	m := b.meta
 	return BlockInfo{ID: m.ID, Partition: m.Partition, MinStart: m.MinStart, MaxStart: m.MaxStart,

@@ -78,6 +78,7 @@ type DB struct {
 // and its disk blocks.
 type tenantDB struct {
 	name string
+	deps *depTracker
 	mu   struct {
 		sync.RWMutex
 		head   *head
@@ -142,6 +143,9 @@ func (db *DB) open() error {
 	}
 	checkpoint, err := db.loadBlocks()
 	if err != nil {
+		return err
+	}
+	if err := db.restoreDeps(); err != nil {
 		return err
 	}
 	walPath := filepath.Join(db.dir, walDir)
@@ -312,7 +316,7 @@ func (db *DB) tenant(t string) *tenantDB {
 	defer db.mu.Unlock()
 	td := db.mu.tenants[t]
 	if td == nil {
-		td = &tenantDB{name: t}
+		td = &tenantDB{name: t, deps: newDepTracker()}
 		db.mu.tenants[t] = td
 	}
 	return td
@@ -329,7 +333,7 @@ func (t *tenantDB) liveHead(db *DB) *head {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.mu.head == nil {
-		t.mu.head = newHead(db.opts.Clock.Now(), db.opts.MaxIndexedValueLen)
+		t.mu.head = newHead(db.opts.Clock.Now(), db.opts.MaxIndexedValueLen, t.deps)
 	}
 	return t.mu.head
 }

@@ -71,7 +71,9 @@ func (db *DB) flush(reason string) error {
 	db.mu.Lock()
 	tenants := slices.Collect(maps.Values(db.mu.tenants))
 	db.mu.Unlock()
+	depStates := map[string][]byte{}
 	for _, t := range tenants {
+		depStates[t.name] = t.deps.rotate().Encode(nil)
 		t.mu.Lock()
 		if t.mu.head != nil {
 			if n, _ := t.mu.head.stats(); n > 0 {
@@ -116,6 +118,11 @@ func (db *DB) flush(reason string) error {
 				if err := txn.Set(key, b.meta.Encode(nil)); err != nil {
 					return err
 				}
+			}
+		}
+		for tenant, st := range depStates {
+			if err := txn.Set(encoding.DependencyStateKey(tenant), st); err != nil {
+				return err
 			}
 		}
 		return txn.Set(encoding.KeyWALCheckpoint, binary.BigEndian.AppendUint64(nil, segment))
@@ -193,6 +200,7 @@ func (db *DB) writeBlocks(tenant string, heads []*head) ([]*diskBlock, error) {
 		}
 		blocks = append(blocks, b)
 	}
+	assignEdges(heads, blocks, db.opts.PartitionWidth)
 	return blocks, nil
 }
 

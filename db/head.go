@@ -30,6 +30,7 @@ import (
 // arena byte a reader can see.
 type head struct {
 	created time.Time
+	deps    *depTracker // the tenant's; nil in tests of the head alone
 
 	mu struct {
 		sync.RWMutex
@@ -42,6 +43,7 @@ type head struct {
 		resIdx    map[*encoding.Resource]uint32
 		scopeIdx  map[*encoding.Scope]uint32
 		traces    map[encoding.TraceID][]uint32
+		edges     map[edgeKey]uint64 // service-graph calls counted in this head
 		bytes     int64
 		minStart  uint64
 		maxStart  uint64
@@ -56,8 +58,9 @@ const arenaChunk = 1 << 20
 // head: its ordinal in a postings list and its ID in the span's term list.
 const headTermBytes = 8
 
-func newHead(now time.Time, maxIndexedValueLen int) *head {
-	h := &head{created: now}
+func newHead(now time.Time, maxIndexedValueLen int, deps *depTracker) *head {
+	h := &head{created: now, deps: deps}
+	h.mu.edges = map[edgeKey]uint64{}
 	h.mu.traces = make(map[encoding.TraceID][]uint32)
 	h.mu.index = newHeadIndex(maxIndexedValueLen)
 	h.mu.resIdx = map[*encoding.Resource]uint32{}
@@ -69,6 +72,14 @@ func newHead(now time.Time, maxIndexedValueLen int) *head {
 func (h *head) append(spans []*encoding.Span) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.deps != nil {
+		h.deps.observe(spans, func(k edgeKey) {
+			if h.mu.edges[k] == 0 {
+				h.mu.bytes += edgeBytes
+			}
+			h.mu.edges[k]++
+		})
+	}
 	for _, s := range spans {
 		ord := uint32(len(h.mu.rows))
 		row := h.appendRowLocked(s)
@@ -140,6 +151,24 @@ func (h *head) capture() headRows {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return headRows{h.mu.rows, h.mu.resources, h.mu.scopes}
+}
+
+// edgeBytes approximates what one edge of the head's service graph costs.
+const edgeBytes = 64
+
+// Edges returns the service-graph calls counted in the head so far.
+func (h *head) Edges() []encoding.DependencyEdge {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return edgesOf(h.mu.edges)
+}
+
+// frozenEdges returns the edge counts of a head that no longer takes
+// appends; the map must not be modified.
+func (h *head) frozenEdges() map[edgeKey]uint64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.mu.edges
 }
 
 // Info describes the head as a reader.

@@ -42,6 +42,10 @@ type BlockReader interface {
 	MayContainTrace(id encoding.TraceID) bool
 	// Spans calls fn with the span of each ordinal of ords, in order.
 	Spans(ctx context.Context, ords index.Postings, fn func(ord uint32, s *encoding.Span) error) error
+	// Edges returns the service-graph calls counted with this reader's
+	// spans (see encoding.DependencyEdge), sorted by encoding.SortEdges;
+	// every call is in exactly one reader. The slice must not be modified.
+	Edges() []encoding.DependencyEdge
 	// TraceSpans calls fn for each span of trace id here, in ascending start time.
 	TraceSpans(ctx context.Context, id encoding.TraceID, fn func(s *encoding.Span) error) error
 }

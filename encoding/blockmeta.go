@@ -23,6 +23,12 @@ type BlockMeta struct {
 
 	PostingsSections uint32 // number of postings section values
 	TraceBloom       []byte // index.Bloom encoding over the block's trace IDs
+
+	// Edges are the service-graph calls counted while the block's spans
+	// were written (see DependencyEdge), sorted by SortEdges. A call is in
+	// the block of its child's partition when that flush wrote one, else in
+	// another block of the same flush; it is counted exactly once.
+	Edges []DependencyEdge
 }
 
 // RowGroupRef summarises one row group of a block.
@@ -36,7 +42,7 @@ type RowGroupRef struct {
 // Block meta format constants.
 const (
 	BlockMetaMagic   uint32 = 0x5444424d // "TDBM"
-	BlockMetaVersion byte   = 1
+	BlockMetaVersion byte   = 2          // 2 added Edges; version 1 is still read
 
 	maxRowGroupsPerBlock = 1 << 24
 	maxBloomBytes        = 1 << 30
@@ -65,6 +71,7 @@ func (m *BlockMeta) Encode(dst []byte) []byte {
 	}
 	e.PutUvarint(uint64(m.PostingsSections))
 	e.PutUvarintBytes(m.TraceBloom)
+	putEdges(&e, m.Edges)
 	e.PutBE32(Checksum(e.B[start:]))
 	return e.B
 }
@@ -84,8 +91,9 @@ func DecodeBlockMeta(b []byte) (*BlockMeta, error) {
 	if magic := d.BE32(); magic != BlockMetaMagic {
 		return nil, Corruptf(what, 0, "bad magic %08x", magic)
 	}
-	if v := d.Byte(); v != BlockMetaVersion {
-		return nil, Corruptf(what, 4, "unknown version %d (this build knows %d)", v, BlockMetaVersion)
+	v := d.Byte()
+	if v != 1 && v != BlockMetaVersion {
+		return nil, Corruptf(what, 4, "unknown version %d (this build knows 1 to %d)", v, BlockMetaVersion)
 	}
 	m := &BlockMeta{}
 	m.ID = BlockID(d.BE64())
@@ -113,6 +121,9 @@ func DecodeBlockMeta(b []byte) (*BlockMeta, error) {
 		d.Fail("bloom filter too large")
 	}
 	m.TraceBloom = append([]byte(nil), bloom...)
+	if v >= 2 {
+		m.Edges = readEdges(&d)
+	}
 	if err := d.Err(); err != nil {
 		return nil, err
 	}

@@ -31,6 +31,13 @@ var (
 	KeyWALCheckpoint = []byte{metaSpace, 'w'} // first WAL segment not yet flushed, BE64
 )
 
+// DependencyStateKey returns the key of tenant's DependencyState.
+func DependencyStateKey(tenant string) []byte {
+	b := make([]byte, 0, 3+len(tenant))
+	b = append(b, metaSpace, 'd', byte(len(tenant)))
+	return append(b, tenant...)
+}
+
 // TenantPrefix returns the prefix of every key of tenant.
 func TenantPrefix(tenant string) []byte {
 	b := make([]byte, 0, 2+len(tenant))

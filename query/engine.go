@@ -45,6 +45,10 @@ type BlockReader interface {
 	Postings(t index.Term) (index.Postings, error)
 	// Values returns the sorted distinct values of term name.
 	Values(name string) ([]string, error)
+	// Edges returns the service-graph calls counted with the reader's
+	// spans, sorted by encoding.SortEdges; every call is in exactly one
+	// reader.
+	Edges() []encoding.DependencyEdge
 	// Spans calls fn with the span of each ordinal of ords, in order, and
 	// stops at fn's first error, which it returns.
 	Spans(ctx context.Context, ords index.Postings, fn func(ord uint32, s *encoding.Span) error) error

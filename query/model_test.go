@@ -502,6 +502,7 @@ func TestDifferential(t *testing.T) {
 		queries, stats.filtered, stats.invalid, stats.empty, stats.hits, stats.full, stats.traces, engineTime.Round(time.Millisecond), modelTime.Round(time.Millisecond))
 
 	checkServicesAndOperations(t, e, m, w, seed)
+	checkDependencies(t, e, w, seed)
 	checkPageWalks(t, e, m, w, fg, seed, max(queries/40, 10))
 	checkSpanWalks(t, e, m, w, fg, seed, max(queries/40, 10))
 }
@@ -602,4 +603,84 @@ func checkBetween[K comparable](t *testing.T, what string, tr db.TimeRange, got,
 	if tr == (db.TimeRange{}) && len(got) != len(hi) {
 		t.Fatalf("%s over all time: got %d, want %d", what, len(got), len(hi))
 	}
+}
+
+// modelDependencies is GetDependencies by brute force over the spans in
+// write order: a child is a distinct (trace ID, span ID, service) with a
+// parent ID; its parent's service is that of the first span written with
+// the parent's IDs; a call counts when the services differ and the child
+// starts in r's minutes.
+func modelDependencies(spans []*encoding.Span, r db.TimeRange) []DependencyLink {
+	type spanKey struct {
+		trace encoding.TraceID
+		span  encoding.SpanID
+	}
+	type childKey struct {
+		spanKey
+		service string
+	}
+	svcOf := map[spanKey]string{}
+	for _, s := range spans {
+		if _, ok := svcOf[spanKey{s.TraceID, s.SpanID}]; !ok {
+			svcOf[spanKey{s.TraceID, s.SpanID}] = s.ServiceName()
+		}
+	}
+	lo, hi := encoding.MinuteOf(r.Start), ^uint32(0)
+	if r.End != 0 {
+		hi = encoding.MinuteOf(r.End)
+	}
+	counted := map[childKey]bool{}
+	sums := map[[2]string]uint64{}
+	for _, s := range spans {
+		ck := childKey{spanKey{s.TraceID, s.SpanID}, s.ServiceName()}
+		if s.ParentSpanID.IsZero() || s.ParentSpanID == s.SpanID || counted[ck] {
+			continue
+		}
+		counted[ck] = true
+		psvc, ok := svcOf[spanKey{s.TraceID, s.ParentSpanID}]
+		if m := encoding.MinuteOf(s.StartUnixNano); !ok || psvc == ck.service || m < lo || m > hi {
+			continue
+		}
+		sums[[2]string{psvc, ck.service}]++
+	}
+	var out []DependencyLink
+	for k, n := range sums {
+		out = append(out, DependencyLink{Parent: k[0], Child: k[1], CallCount: n})
+	}
+	slices.SortFunc(out, func(a, b DependencyLink) int {
+		return cmp.Or(cmp.Compare(a.Parent, b.Parent), cmp.Compare(a.Child, b.Child))
+	})
+	return out
+}
+
+// checkDependencies compares GetDependencies with the model over the
+// whole store and random time ranges.
+func checkDependencies(t *testing.T, e *Engine, w *workload, seed uint64) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 0xdeb))
+	ranges := []db.TimeRange{{}, {Start: w.start, End: w.start + w.window}}
+	for range 30 {
+		a, b := w.start+r.Uint64N(w.window), w.start+r.Uint64N(w.window)
+		ranges = append(ranges, db.TimeRange{Start: min(a, b), End: max(a, b)}, db.TimeRange{Start: a})
+	}
+	var calls uint64
+	for _, tr := range ranges {
+		got, err := e.GetDependencies(context.Background(), tr)
+		if err != nil {
+			t.Fatalf("seed %d: get dependencies %+v: %v", seed, tr, err)
+		}
+		want := modelDependencies(w.spans, tr)
+		if !slices.Equal(got, want) {
+			t.Fatalf("seed %d: get dependencies %+v:\n got %v\nwant %v", seed, tr, got, want)
+		}
+		if tr == (db.TimeRange{}) {
+			for _, l := range got {
+				calls += l.CallCount
+			}
+		}
+	}
+	if calls == 0 {
+		t.Fatalf("seed %d: the workload has no cross-service calls to check", seed)
+	}
+	t.Logf("dependencies: %d ranges checked, %d calls in all", len(ranges), calls)
 }

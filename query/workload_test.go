@@ -285,7 +285,12 @@ func buildWorkload(t testing.TB, seed uint64, cfg workloadConfig) (*db.DB, *work
 	mix := spangen.NewMix(r)
 	ctx := context.Background()
 	var late []*encoding.Span // spans held back to a later round
+	// Duplicates are of spans written in this round or the one before, as
+	// a client's retries are (dependency tracking dedups within a window
+	// of two flushes).
+	var prevRound, thisRound int
 	for round := range cfg.rounds {
+		prevRound, thisRound = thisRound, len(w.spans)
 		var batch []*encoding.Span
 		batch = append(batch, late...)
 		late = nil
@@ -300,8 +305,8 @@ func buildWorkload(t testing.TB, seed uint64, cfg workloadConfig) (*db.DB, *work
 				switch {
 				case round+1 < cfg.rounds && r.IntN(25) == 0:
 					late = append(late, s) // the trace straddles rounds
-				case r.IntN(40) == 0 && len(w.spans) > 0:
-					batch = append(batch, s, w.spans[r.IntN(len(w.spans))]) // an exact duplicate
+				case r.IntN(40) == 0 && len(w.spans) > prevRound:
+					batch = append(batch, s, w.spans[prevRound+r.IntN(len(w.spans)-prevRound)]) // an exact duplicate
 				default:
 					batch = append(batch, s)
 				}
