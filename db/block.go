@@ -120,7 +120,53 @@ func (b *diskBlock) rowGroup(i int) (*encoding.RowGroup, error) {
 	if err != nil {
 		return nil, fmt.Errorf("block %s row group %d: %w", b.meta.ID, i, err)
 	}
+	if want := b.meta.RowGroups[i].Spans; uint32(g.Len()) != want {
+		// Readers index rows by the meta's counts: a mismatch would send
+		// them out of the group's range.
+		return nil, encoding.Corruptf("row group", -1, "block %s row group %d: %d rows, the block meta says %d", b.meta.ID, i, g.Len(), want)
+	}
 	return g, nil
+}
+
+// SpanTimes calls fn with the trace ID, start and end of each ordinal's
+// span, decoding only the time columns of the row groups it reads.
+func (b *diskBlock) SpanTimes(ctx context.Context, ords index.Postings, fn func(ord uint32, id encoding.TraceID, start, end uint64) error) error {
+	var (
+		g            *encoding.RowGroup
+		starts, ends []uint64
+		gi           int
+		first        uint32
+	)
+	for n := 0; ords.Next(); n++ {
+		if n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		ord := ords.At()
+		for gi < len(b.meta.RowGroups) && ord >= first+b.meta.RowGroups[gi].Spans {
+			first += b.meta.RowGroups[gi].Spans
+			gi++
+			g = nil
+		}
+		if gi >= len(b.meta.RowGroups) {
+			return encoding.Corruptf("postings", -1, "block %s: ordinal %d past the last span", b.meta.ID, ord)
+		}
+		if g == nil {
+			var err error
+			if g, err = b.rowGroup(gi); err != nil {
+				return err
+			}
+			if starts, ends, err = g.Times(); err != nil {
+				return fmt.Errorf("block %s row group %d: %w", b.meta.ID, gi, err)
+			}
+		}
+		i := int(ord - first)
+		if err := fn(ord, g.TraceID(i), starts[i], ends[i]); err != nil {
+			return err
+		}
+	}
+	return ords.Err()
 }
 
 func (b *diskBlock) Spans(ctx context.Context, ords index.Postings, fn func(ord uint32, s *encoding.Span) error) error {

@@ -264,6 +264,30 @@ func (h *head) Spans(ctx context.Context, ords index.Postings, fn func(ord uint3
 	return ords.Err()
 }
 
+// SpanTimes calls fn with the trace ID, start and end of each ordinal's span.
+func (h *head) SpanTimes(ctx context.Context, ords index.Postings, fn func(ord uint32, id encoding.TraceID, start, end uint64) error) error {
+	rows := h.capture()
+	for i := 0; ords.Next(); i++ {
+		if i%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		ord := ords.At()
+		if int(ord) >= len(rows.rows) {
+			break // a posting appended after the rows were captured
+		}
+		id, start, end, err := encoding.RowTimes(rows.rows[ord])
+		if err != nil {
+			return err
+		}
+		if err := fn(ord, id, start, end); err != nil {
+			return err
+		}
+	}
+	return ords.Err()
+}
+
 // TraceSpans calls fn for every span of trace id, in ascending start time,
 // then span ID. Rows are ordered by their keys and decoded one at a time,
 // so a huge trace costs only its ordinals in memory.

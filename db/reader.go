@@ -42,6 +42,11 @@ type BlockReader interface {
 	MayContainTrace(id encoding.TraceID) bool
 	// Spans calls fn with the span of each ordinal of ords, in order.
 	Spans(ctx context.Context, ords index.Postings, fn func(ord uint32, s *encoding.Span) error) error
+	// SpanTimes calls fn with the trace ID, start and end of the span of
+	// each ordinal of ords, in order, reading only those fields: what a
+	// search needs of the spans whose other conditions the postings
+	// settled.
+	SpanTimes(ctx context.Context, ords index.Postings, fn func(ord uint32, id encoding.TraceID, start, end uint64) error) error
 	// Edges returns the service-graph calls counted with this reader's
 	// spans (see encoding.DependencyEdge), sorted by encoding.SortEdges;
 	// every call is in exactly one reader. The slice must not be modified.

@@ -104,6 +104,20 @@ func RowKey(row []byte) (TraceID, uint64, SpanID, error) {
 	return id, binary.BigEndian.Uint64(row[16:24]), span, nil
 }
 
+// RowTimes returns the trace ID, start and end of a row made by
+// AppendRow, reading only the row's first fields.
+func RowTimes(row []byte) (id TraceID, start, end uint64, err error) {
+	d := NewDecbuf(row, "row")
+	copy(id[:], d.Bytes(16))
+	start = d.BE64()
+	d.Bytes(8) // span ID
+	d.Uvarint()
+	d.Uvarint()
+	d.Bytes(8) // parent
+	end = start + d.Uvarint()
+	return id, start, end, d.Err()
+}
+
 // DecodeRow decodes a row made by AppendRow, taking its resource and
 // scope from the caller's tables. The span's strings are copies: the row
 // may be reused afterwards.

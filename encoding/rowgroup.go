@@ -227,6 +227,7 @@ type RowGroup struct {
 	body     []byte // private copy of the on-disk bytes of every column after the trace runs
 	bodyOff  int    // offset of body within the row group's column area
 	decoded  bool
+	times    *rowTimes // the time columns, when decoded alone
 	err      error // sticky error of the lazy decode
 	cols     *decodedColumns
 }
@@ -279,6 +280,66 @@ func (g *RowGroup) TraceRange(id TraceID) (lo, hi int) {
 		return lo, lo
 	}
 	return int(g.runStart[k]), int(g.runStart[k+1])
+}
+
+// rowTimes is the outcome of decoding the time columns alone.
+type rowTimes struct {
+	starts, ends []uint64
+	err          error
+}
+
+// Times returns the start and end of every span of the group, by row. It
+// decodes only the time columns (unless Span has decoded everything
+// already), so a search whose other conditions the postings settled reads
+// a fraction of the group. The slices are shared and must not be modified;
+// an error wraps ErrCorrupt when the bytes are bad.
+func (g *RowGroup) Times() (starts, ends []uint64, err error) {
+	if g.cols != nil {
+		return g.cols.starts, g.cols.ends, nil
+	}
+	if g.err != nil {
+		return nil, nil, g.err
+	}
+	if g.times == nil {
+		g.times = g.decodeTimes()
+	}
+	return g.times.starts, g.times.ends, g.times.err
+}
+
+func (g *RowGroup) decodeTimes() *rowTimes {
+	var d [colCount]Decbuf
+	for _, i := range []int{colTimeWidths, colStarts, colDurations} {
+		e := &g.dir[i]
+		raw, err := g.codec.column(e.diskAt(g.body, g.bodyOff), e, nil)
+		if err != nil {
+			return &rowTimes{err: err}
+		}
+		d[i] = NewDecbuf(raw, columnWhat[i])
+	}
+	t := &rowTimes{starts: make([]uint64, g.n), ends: make([]uint64, g.n)}
+	getPacked(&d[colTimeWidths], &d[colStarts], t.starts)
+	for k := range g.traceIDs {
+		lo, hi := int(g.runStart[k]), int(g.runStart[k+1])
+		prev := g.minStart + t.starts[lo]*g.unit
+		t.starts[lo] = prev
+		for i := lo + 1; i < hi; i++ {
+			prev += uint64(unzigzag(t.starts[i]) * int64(g.unit))
+			t.starts[i] = prev
+		}
+	}
+	getPacked(&d[colTimeWidths], &d[colDurations], t.ends)
+	for i := range t.ends {
+		t.ends[i] = t.starts[i] + t.ends[i]*g.unit
+	}
+	for _, i := range []int{colTimeWidths, colStarts, colDurations} {
+		if err := d[i].Err(); err != nil {
+			return &rowTimes{err: err}
+		}
+	}
+	if d[colStarts].Len() != 0 || d[colDurations].Len() != 0 {
+		return &rowTimes{err: Corruptf("row group", -1, "time columns have bytes left over")}
+	}
+	return t
 }
 
 // Span returns span i. The first call decodes the remaining columns (with

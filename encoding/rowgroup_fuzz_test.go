@@ -33,12 +33,32 @@ func FuzzDecodeRowGroup(f *testing.F) {
 }
 
 func fuzzDecode(t *testing.T, c *encoding.Codec, b []byte) {
+	// The time columns alone: never a panic, and when the whole group
+	// decodes, the same times as its spans.
+	var starts, ends []uint64
+	if tg, err := c.DecodeRowGroup(b); err == nil {
+		var terr error
+		if starts, ends, terr = tg.Times(); terr != nil {
+			if !errors.Is(terr, encoding.ErrCorrupt) {
+				t.Fatalf("times: error %v does not wrap ErrCorrupt", terr)
+			}
+			starts, ends = nil, nil
+		}
+	}
 	spans, g, err := decodeGroup(c, b)
 	if err != nil {
 		if !errors.Is(err, encoding.ErrCorrupt) {
 			t.Fatalf("error %v does not wrap ErrCorrupt", err)
 		}
 		return
+	}
+	if starts == nil {
+		t.Fatalf("the group decodes but its time columns alone do not")
+	}
+	for i, s := range spans {
+		if starts[i] != s.StartUnixNano || ends[i] != s.EndUnixNano {
+			t.Fatalf("times of row %d: [%d, %d], span has [%d, %d]", i, starts[i], ends[i], s.StartUnixNano, s.EndUnixNano)
+		}
 	}
 	for i := range spans {
 		if lo, hi := g.TraceRange(spans[i].TraceID); i < lo || i >= hi {

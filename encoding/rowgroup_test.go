@@ -66,6 +66,20 @@ func checkRoundTrip(t *testing.T, c *encoding.Codec, enc *encoding.RowGroupEncod
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The time columns alone, before any span is decoded.
+	times, err := c.DecodeRowGroup(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts, ends, err := times.Times()
+	if err != nil {
+		t.Fatalf("times: %v", err)
+	}
+	for i, s := range spans {
+		if starts[i] != s.StartUnixNano || ends[i] != s.EndUnixNano {
+			t.Fatalf("times of row %d: [%d, %d], want [%d, %d]", i, starts[i], ends[i], s.StartUnixNano, s.EndUnixNano)
+		}
+	}
 	got, g, err := decodeGroup(c, b)
 	if err != nil {
 		t.Fatal(err)

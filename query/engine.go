@@ -45,6 +45,10 @@ type BlockReader interface {
 	Postings(t index.Term) (index.Postings, error)
 	// Values returns the sorted distinct values of term name.
 	Values(name string) ([]string, error)
+	// SpanTimes calls fn with the trace ID, start and end of the span of
+	// each ordinal of ords, in order, reading only those fields, and stops
+	// at fn's first error, which it returns.
+	SpanTimes(ctx context.Context, ords index.Postings, fn func(ord uint32, id encoding.TraceID, start, end uint64) error) error
 	// Edges returns the service-graph calls counted with the reader's
 	// spans, sorted by encoding.SortEdges; every call is in exactly one
 	// reader.

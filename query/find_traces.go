@@ -86,11 +86,11 @@ func (e *Engine) FindTraceIDsPage(ctx context.Context, q TraceQuery) (TracePage,
 		if !top.admits(p.newest) {
 			break // every later reader is older still
 		}
-		err := c.each(ctx, p.r, p.info, top.admits, func(s *encoding.Span) {
-			if after != nil && (!better(*after, TraceHit{TraceID: s.TraceID, Start: s.StartUnixNano}) || earlier[s.TraceID]) {
+		err := c.eachHit(ctx, p.r, p.info, top.admits, func(h TraceHit) {
+			if after != nil && (!better(*after, h) || earlier[h.TraceID]) {
 				return
 			}
-			top.offer(s.TraceID, s.StartUnixNano)
+			top.offer(h.TraceID, h.Start)
 		})
 		if err != nil {
 			return TracePage{}, fmt.Errorf("find traces: %s: %w", readerName(p.info), err)
@@ -120,9 +120,9 @@ func (c *spanConds) tracesUpTo(ctx context.Context, readers []BlockReader, after
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		err := newer.each(ctx, p.r, p.info, nil, func(s *encoding.Span) {
-			if !better(after, TraceHit{TraceID: s.TraceID, Start: s.StartUnixNano}) {
-				out[s.TraceID] = true
+		err := newer.eachHit(ctx, p.r, p.info, nil, func(h TraceHit) {
+			if !better(after, h) {
+				out[h.TraceID] = true
 			}
 		})
 		if err != nil {
@@ -167,6 +167,36 @@ func (c *spanConds) each(ctx context.Context, r BlockReader, info db.BlockInfo, 
 			return nil
 		}
 		fn(s)
+		return nil
+	})
+}
+
+// eachHit calls fn with the trace ID and start of every span of r that
+// matches, in ordinal order, as each does. When the postings settled every
+// condition but the start time and the duration, it reads only those
+// fields of the candidates (BlockReader.SpanTimes), not whole spans.
+func (c *spanConds) eachHit(ctx context.Context, r BlockReader, info db.BlockInfo, admits func(start uint64) bool, fn func(TraceHit)) error {
+	if !c.settledByPostings() {
+		return c.each(ctx, r, info, admits, func(s *encoding.Span) { fn(TraceHit{TraceID: s.TraceID, Start: s.StartUnixNano}) })
+	}
+	ords, err := c.candidates(r, info)
+	if err != nil {
+		return err
+	}
+	return r.SpanTimes(ctx, ords, func(_ uint32, id encoding.TraceID, start, end uint64) error {
+		if start < c.startMin || start > c.startMax || (admits != nil && !admits(start)) {
+			return nil
+		}
+		if c.hasDuration {
+			d := uint64(0)
+			if end > start {
+				d = end - start
+			}
+			if d < c.durMin || d > c.durMax {
+				return nil
+			}
+		}
+		fn(TraceHit{TraceID: id, Start: start})
 		return nil
 	})
 }

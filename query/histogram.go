@@ -143,9 +143,18 @@ func (e *Engine) LatencyHistogram(ctx context.Context, q HistogramQuery) (Histog
 
 // histogramOf adds r's matching spans to h.
 func (c *spanConds) histogramOf(ctx context.Context, r BlockReader, info db.BlockInfo, h *Histogram) error {
-	count := func(s *encoding.Span) { h.Counts[index.DurationBucket(s.Duration())]++ }
-	if !c.settledByPostings() || !c.covers(info.MinStart, info.MaxStart) {
-		n, err := c.decodeMatching(ctx, r, info, count)
+	count := func(d uint64) { h.Counts[index.DurationBucket(d)]++ }
+	if !c.settledByPostings() {
+		n, err := c.decodeMatching(ctx, r, info, func(s *encoding.Span) { count(s.Duration()) })
+		h.Decoded += n
+		return err
+	}
+	if !c.covers(info.MinStart, info.MaxStart) {
+		ords, err := c.candidates(r, info)
+		if err != nil {
+			return err
+		}
+		n, err := c.timesEach(ctx, r, ords, count)
 		h.Decoded += n
 		return err
 	}
@@ -176,7 +185,14 @@ func (c *spanConds) histogramOf(ctx context.Context, r BlockReader, info db.Bloc
 	for i, b := range buckets {
 		h.Counts[b] += cards[i]
 	}
-	n, err := c.decodeEdges(ctx, r, info, edges, count)
+	if len(edges) == 0 {
+		return nil
+	}
+	// base was used up by the cardinalities: fetch it again.
+	if base, err = c.baseCandidates(r, info); err != nil {
+		return err
+	}
+	n, err := c.timesEach(ctx, r, index.Intersect(base, index.Merge(edges...)), count)
 	h.Decoded += n
 	return err
 }
@@ -281,6 +297,25 @@ func (c *spanConds) decodeEdges(ctx context.Context, r BlockReader, info db.Bloc
 		return 0, err
 	}
 	return c.verifyEach(ctx, r, index.Intersect(base, index.Merge(edges...)), fn)
+}
+
+// timesEach reads the start and end of the spans of ords, which the
+// postings settled but for their start time and duration, and calls fn with
+// the duration of those that match. It returns the number of spans read.
+func (c *spanConds) timesEach(ctx context.Context, r BlockReader, ords index.Postings, fn func(duration uint64)) (uint64, error) {
+	var n uint64
+	err := r.SpanTimes(ctx, ords, func(_ uint32, _ encoding.TraceID, start, end uint64) error {
+		n++
+		d := uint64(0)
+		if end > start {
+			d = end - start
+		}
+		if start >= c.startMin && start <= c.startMax && (!c.hasDuration || d >= c.durMin && d <= c.durMax) {
+			fn(d)
+		}
+		return nil
+	})
+	return n, err
 }
 
 // decodeMatching decodes r's candidates (plan.go) and calls fn with those

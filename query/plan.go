@@ -31,8 +31,10 @@ import (
 //     a NUL byte makes the operation term ambiguous, and last the
 //     structured filter's Match.
 //
-// The readers offer whole spans only, so every candidate is decoded even
-// when the postings settled all but its start time.
+// When the postings settled every condition but the start time and the
+// duration, a trace search reads only those two fields and the trace ID of
+// its candidates (BlockReader.SpanTimes: in a disk block, three of the row
+// group's columns); otherwise it decodes each candidate whole.
 
 // attrLevels are the attribute levels a search looks in, as TraceQuery
 // documents: links are not searched.

@@ -43,6 +43,13 @@ func (r failingReader) Spans(ctx context.Context, ords index.Postings, fn func(u
 	return r.BlockReader.Spans(ctx, ords, fn)
 }
 
+func (r failingReader) SpanTimes(ctx context.Context, ords index.Postings, fn func(uint32, encoding.TraceID, uint64, uint64) error) error {
+	if r.fail == "spans" {
+		return errInjected
+	}
+	return r.BlockReader.SpanTimes(ctx, ords, fn)
+}
+
 // wrapStore hands out the readers of a store through wrap and counts
 // releases.
 type wrapStore struct {

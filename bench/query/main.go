@@ -1,0 +1,146 @@
+// Command query measures tracedb's queries over a store of generated spans:
+// trace by ID, Jaeger's searches, latency histograms, dependencies,
+// services and operations, each many times with parameters drawn from the
+// stored spans. It builds the store first (generate, then ingest through
+// the library, as bench/ingest does) unless -dir already holds one.
+// bench/README.md explains the figures.
+//
+//	go run ./bench/query -spans 10000000 -dir /tmp/tracedb-10m -keep
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/tracedb/tracedb/bench"
+	"github.com/tracedb/tracedb/db"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "query:", err)
+		os.Exit(1)
+	}
+}
+
+func run() (err error) {
+	var (
+		workloadFlag = flag.String("workload", "clickhouse", "workload of a new store: clickhouse or mix")
+		spans        = flag.Int("spans", 2_000_000, "spans in a new store (the issue's full run: 10,000,000)")
+		seed         = flag.Uint64("seed", 1, "seed of the workload and of the query parameters")
+		dir          = flag.String("dir", "", "store directory: used as is if it holds a store, else built there (default a new temporary directory)")
+		keep         = flag.Bool("keep", false, "keep a store this run built")
+		iterations   = flag.Int("iterations", 200, "runs of each query kind")
+		out          = flag.String("out", "", "append the results as a markdown section to this file")
+	)
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	storeDir := *dir
+	built := false
+	if storeDir == "" || !holdsStore(storeDir) {
+		if storeDir == "" {
+			if storeDir, err = os.MkdirTemp("", "tracedb-query-bench-"); err != nil {
+				return err
+			}
+		}
+		built = true
+		defer func() {
+			if *keep {
+				fmt.Println("kept the store in", storeDir)
+			} else {
+				err = errors.Join(err, os.RemoveAll(storeDir))
+			}
+		}()
+		if err := build(ctx, storeDir, *workloadFlag, *spans, *seed); err != nil {
+			return err
+		}
+	}
+	d, err := db.Open(storeDir, db.Options{Sync: db.SyncNone})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, d.Close()) }()
+	var total uint64
+	if snap, err := d.Snapshot(ctx); err == nil {
+		for _, r := range snap.Readers {
+			total += r.Info().Spans
+		}
+	}
+	fmt.Printf("querying %d spans in %s, %d runs per query\n\n", total, storeDir, *iterations)
+	start := time.Now()
+	stats, err := bench.RunQueries(ctx, d, bench.QueryConfig{Iterations: *iterations, Seed: *seed})
+	if err != nil {
+		return err
+	}
+	if err := bench.WriteQueryText(os.Stdout, stats); err != nil {
+		return err
+	}
+	fmt.Printf("\n(%.1f s)\n", time.Since(start).Seconds())
+	if *out == "" {
+		return nil
+	}
+	f, err := os.OpenFile(*out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	origin := "an existing store"
+	if built {
+		origin = fmt.Sprintf("a store built by this run (%s workload, seed %d)", *workloadFlag, *seed)
+	}
+	_, err = fmt.Fprintf(f, "\n## Queries, %s, %d spans (%s, %s)\n\n`go run ./bench/query %s` over %s; %d runs per query, sequential.\n\n%s",
+		time.Now().UTC().Format("2006-01-02"), total, host, fmt.Sprintf("GOMAXPROCS %d", runtime.GOMAXPROCS(0)), joinArgs(os.Args[1:]), origin, *iterations, bench.QueryMarkdown(stats))
+	return errors.Join(err, f.Close())
+}
+
+// holdsStore reports whether dir holds a tracedb store.
+func holdsStore(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "badger"))
+	return err == nil
+}
+
+// build generates the workload into a batch file and ingests it into dir.
+func build(ctx context.Context, dir, workloadName string, spans int, seed uint64) (err error) {
+	var w bench.Workload
+	switch workloadName {
+	case bench.WorkloadClickHouse.String():
+		w = bench.WorkloadClickHouse
+	case bench.WorkloadMix.String():
+		w = bench.WorkloadMix
+	default:
+		return fmt.Errorf("-workload %q: want clickhouse or mix", workloadName)
+	}
+	f, err := os.CreateTemp("", "tracedb-query-bench-*.batches")
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, os.Remove(f.Name())) }()
+	gen, err := bench.NewGenerator(w, seed)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("generating %d %s spans\n", spans, w)
+	if _, err := bench.Generate(f, gen, spans, 1000); errors.Join(err, f.Close()) != nil {
+		return errors.Join(err, f.Close())
+	}
+	fmt.Printf("ingesting into %s\n", dir)
+	res, err := bench.Run(ctx, bench.RunConfig{BatchFile: f.Name(), Dir: dir, Options: db.Options{Sync: db.SyncNone},
+		Ingest: bench.IngestConfig{Concurrency: 2}, Workload: w, Seed: seed, Batch: 1000})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ingested at %.0f spans/s\n", res.SpansPerSecond())
+	return nil
+}
+
+func joinArgs(args []string) string { return strings.Join(args, " ") }
