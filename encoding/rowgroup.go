@@ -228,7 +228,7 @@ type RowGroup struct {
 	bodyOff  int    // offset of body within the row group's column area
 	decoded  bool
 	times    *rowTimes // the time columns, when decoded alone
-	err      error // sticky error of the lazy decode
+	err      error     // sticky error of the lazy decode
 	cols     *decodedColumns
 }
 
