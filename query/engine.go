@@ -191,3 +191,12 @@ func readerName(info db.BlockInfo) string {
 	}
 	return "block " + info.ID.String()
 }
+
+// GetTrace yields every span of trace id (exact duplicates once) as chunks
+// of bounded size, from the store; a trace with no spans yields nothing.
+// Only readers whose span times overlap r are read; the zero TimeRange
+// reads all. The trace is found by ID (block bloom filters and trace
+// indexes), not searched for.
+func (e *Engine) GetTrace(ctx context.Context, id encoding.TraceID, r db.TimeRange) iter.Seq2[ptrace.Traces, error] {
+	return e.store.GetTrace(ctx, id, r)
+}
