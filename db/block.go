@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -20,6 +21,12 @@ type diskBlock struct {
 	meta   *encoding.BlockMeta
 	bloom  *index.Bloom
 
+	// refs counts the snapshots that hold the block; dropped is set when
+	// retention removed it from the store's list. Its keys are deleted
+	// once both hold (see DB.reclaim).
+	refs    atomic.Int64
+	dropped atomic.Bool
+
 	postingsOnce sync.Once
 	postings     *index.PostingsReader
 	postingsErr  error
@@ -32,6 +39,12 @@ func openDiskBlock(bdb *badger.DB, codec *encoding.Codec, tenant string, meta *e
 	}
 	return &diskBlock{bdb: bdb, codec: codec, tenant: tenant, meta: meta, bloom: bloom}, nil
 }
+
+func (b *diskBlock) pin()   { b.refs.Add(1) }
+func (b *diskBlock) unpin() { b.refs.Add(-1) }
+
+// unused reports whether the block was dropped and no snapshot holds it.
+func (b *diskBlock) unused() bool { return b.dropped.Load() && b.refs.Load() == 0 }
 
 func (b *diskBlock) key(kind byte, n uint32) []byte {
 	return encoding.BlockKey(b.tenant, b.meta.Partition, kind, b.meta.ID, n)

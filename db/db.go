@@ -8,6 +8,7 @@
 package db
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,6 +70,12 @@ type DB struct {
 	flushCond *sync.Cond
 	flushing  bool // guarded by flushCond.L
 
+	// dropMu guards dropped: blocks retention removed from the tenants'
+	// lists whose keys are not deleted yet (a snapshot may still read
+	// them).
+	dropMu  sync.Mutex
+	dropped []droppedBlock
+
 	flushReq chan struct{} // wakes the background loop
 	stop     chan struct{} // closed by Close
 	loopDone chan struct{} // closed when the background loop returns
@@ -125,6 +132,7 @@ func (db *DB) open() error {
 		WithCompression(options.None). // values are zstd-compressed already
 		WithBlockCacheSize(db.opts.BadgerBlockCacheBytes).
 		WithMemTableSize(db.opts.BadgerMemTableBytes).
+		WithValueLogFileSize(db.opts.BadgerValueLogFileBytes).
 		WithNumVersionsToKeep(1).
 		// Row groups and postings sections are tens of KiB and more: in the
 		// value log they are written once, where in the LSM tree every
@@ -395,6 +403,7 @@ func (db *DB) loop() {
 	defer close(db.loopDone)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	lastRetention := time.Now() // the first pass comes one interval after open
 	for {
 		select {
 		case <-db.stop:
@@ -405,6 +414,12 @@ func (db *DB) loop() {
 		if reason := db.flushDue(); reason != "" {
 			if err := db.flush(reason); err != nil {
 				db.log.Error("flush failed; the WAL keeps the data, will retry", "err", err)
+			}
+		}
+		if db.opts.Retention.Enabled() && time.Since(lastRetention) >= db.opts.RetentionInterval {
+			lastRetention = time.Now()
+			if _, err := db.ApplyRetention(context.Background()); err != nil {
+				db.log.Error("retention failed; will retry", "err", err)
 			}
 		}
 	}

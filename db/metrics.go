@@ -18,6 +18,9 @@ type metrics struct {
 	flushedBytes  prometheus.Counter
 	blocks        prometheus.Gauge
 	walReplayCuts prometheus.Counter
+
+	retentionDrops   *prometheus.CounterVec
+	retentionReclaim prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -47,10 +50,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "tracedb_blocks", Help: "Disk blocks, all tenants."}),
 		walReplayCuts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tracedb_wal_replay_cuts_total", Help: "Torn or corrupt WAL records cut during replay."}),
+		retentionDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tracedb_retention_partitions_dropped_total", Help: "Partitions dropped by retention, by reason."}, []string{"reason"}),
+		retentionReclaim: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tracedb_retention_reclaim_seconds", Help: "Time to delete dropped blocks and run the value-log GC.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.spansReceived, m.spansAccepted, m.spansRejected, m.walWait, m.walFsync, m.headSpans,
-			m.flushes, m.flushDuration, m.flushedBytes, m.blocks, m.walReplayCuts)
+			m.flushes, m.flushDuration, m.flushedBytes, m.blocks, m.walReplayCuts, m.retentionDrops, m.retentionReclaim)
 	}
 	return m
 }

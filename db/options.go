@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tracedb/tracedb/db/internal/wal"
+	"github.com/tracedb/tracedb/retention"
 )
 
 // SyncMode says when a write is durable enough to be acknowledged. It is
@@ -102,6 +103,20 @@ type Options struct {
 	BadgerBlockCacheBytes int64
 	// BadgerMemTableBytes is Badger's memtable size. Default 64 MiB.
 	BadgerMemTableBytes int64
+	// BadgerValueLogFileBytes is the size of Badger's value-log files,
+	// where row groups and postings live. Space is given back a file at a
+	// time (after retention, the value-log GC rewrites a file's live
+	// values and deletes it), so smaller files return disk sooner. Default
+	// 64 MiB.
+	BadgerValueLogFileBytes int64
+
+	// Retention says what the store drops: partitions past a TTL (per
+	// tenant if need be), the oldest partitions over a disk budget. The
+	// zero value keeps everything. See retention.Policy.
+	Retention retention.Policy
+	// RetentionInterval is how often the background loop applies
+	// Retention. Default 1 minute.
+	RetentionInterval time.Duration
 }
 
 // Defaults.
@@ -122,6 +137,8 @@ const (
 	DefaultMaxEventsOrLinks      = 10_000
 	DefaultBadgerBlockCacheBytes = 64 << 20
 	DefaultBadgerMemTableBytes   = 64 << 20
+	DefaultBadgerValueLogBytes   = 64 << 20
+	DefaultRetentionInterval     = time.Minute
 )
 
 // DefaultOptions returns Options with every default filled in.
@@ -153,6 +170,8 @@ func (o *Options) fillDefaults() {
 	setDefault(&o.Limits.MaxEventsOrLinks, DefaultMaxEventsOrLinks)
 	setDefault(&o.BadgerBlockCacheBytes, DefaultBadgerBlockCacheBytes)
 	setDefault(&o.BadgerMemTableBytes, DefaultBadgerMemTableBytes)
+	setDefault(&o.BadgerValueLogFileBytes, DefaultBadgerValueLogBytes)
+	setDefault(&o.RetentionInterval, DefaultRetentionInterval)
 }
 
 func setDefault[T comparable](p *T, v T) {
@@ -189,6 +208,11 @@ func (o Options) Validate() error {
 	check(o.Limits.MaxEventsOrLinks > 0, "Limits.MaxEventsOrLinks must be positive")
 	check(o.BadgerMemTableBytes >= 1<<20, "BadgerMemTableBytes %d is below 1 MiB", o.BadgerMemTableBytes)
 	check(o.BadgerBlockCacheBytes >= 0, "BadgerBlockCacheBytes %d is negative", o.BadgerBlockCacheBytes)
+	check(o.BadgerValueLogFileBytes >= 1<<20 && o.BadgerValueLogFileBytes < 2<<30, "BadgerValueLogFileBytes %d is not in [1 MiB, 2 GiB)", o.BadgerValueLogFileBytes)
+	check(o.RetentionInterval > 0, "RetentionInterval %s must be positive", o.RetentionInterval)
+	if err := o.Retention.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid options: %w", errors.Join(errs...))
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"iter"
 	"slices"
+	"sync/atomic"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -37,9 +38,26 @@ func (r TimeRange) overlaps(info BlockInfo) bool {
 
 // Snapshot is a consistent view of one tenant's readers: the heads and the
 // blocks at the moment it was taken. Every span is in exactly one of them.
+// The snapshot pins its blocks: retention may drop them from the store, but
+// their data stays readable until Release. Call Release exactly once when
+// done; a snapshot never released keeps dropped blocks on disk.
 type Snapshot struct {
 	Tenant  string
 	Readers []BlockReader
+
+	blocks   []*diskBlock
+	released atomic.Bool
+}
+
+// Release unpins the snapshot's blocks. The readers must not be used after
+// it. Calls after the first do nothing.
+func (s *Snapshot) Release() {
+	if s.released.Swap(true) {
+		return
+	}
+	for _, b := range s.blocks {
+		b.unpin()
+	}
 }
 
 // Snapshot returns the readers of the context's tenant.
@@ -61,6 +79,8 @@ func (db *DB) Snapshot(ctx context.Context) (*Snapshot, error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	for _, b := range t.mu.blocks {
+		b.pin()
+		snap.blocks = append(snap.blocks, b)
 		snap.Readers = append(snap.Readers, b)
 	}
 	for _, h := range t.mu.frozen {
@@ -86,6 +106,7 @@ func (db *DB) TraceSpans(ctx context.Context, id encoding.TraceID, r TimeRange) 
 			yield(nil, err)
 			return
 		}
+		defer snap.Release()
 		var srcs []BlockReader
 		for _, rd := range snap.Readers {
 			if rd.MayContainTrace(id) && r.overlaps(rd.Info()) {
