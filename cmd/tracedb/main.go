@@ -22,6 +22,6 @@ func rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(demoCmd())
+	root.AddCommand(demoCmd(), serveCmd())
 	return root
 }
