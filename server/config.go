@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tracedb/tracedb/db"
+	"github.com/tracedb/tracedb/retention"
 )
 
 // Off as a listen address turns that listener off.
@@ -56,9 +57,31 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// Admin configures the admin HTTP listener's extras.
 	Admin Admin `yaml:"admin"`
+	// Retention is what the store drops, and how often it looks: see
+	// retention.Policy. The zero value keeps everything.
+	Retention Retention `yaml:"retention"`
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests
 	// after its context ends before cutting them off. Default 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Retention configures the store's retention (db.Options.Retention).
+type Retention struct {
+	// TTL drops a partition once its newest span is older; 0 keeps
+	// everything.
+	TTL time.Duration `yaml:"ttl"`
+	// TenantTTL overrides TTL per tenant.
+	TenantTTL map[string]time.Duration `yaml:"tenant_ttl"`
+	// DiskBudget drops the oldest partitions while the blocks hold more
+	// bytes; 0 means no budget.
+	DiskBudget int64 `yaml:"disk_budget_bytes"`
+	// Interval is how often retention runs. Default 1 minute.
+	Interval time.Duration `yaml:"interval"`
+}
+
+// Policy returns the retention policy of r.
+func (r Retention) Policy() retention.Policy {
+	return retention.Policy{TTL: r.TTL, TenantTTL: r.TenantTTL, DiskBudget: uint64(max(r.DiskBudget, 0))}
 }
 
 // Listen holds the listen addresses ("host:port", or Off).
@@ -222,6 +245,16 @@ func (c Config) Validate() error {
 		c.Limits.IngestQueueBytes, c.Limits.MaxMessageBytes)
 	check(c.Limits.WriteTimeout > 0, "limits.write_timeout %s must be positive", c.Limits.WriteTimeout)
 	check(c.ShutdownTimeout > 0, "shutdown_timeout %s must be positive", c.ShutdownTimeout)
+	check(c.Retention.DiskBudget >= 0, "retention.disk_budget_bytes %d is negative", c.Retention.DiskBudget)
+	check(c.Retention.Interval >= 0, "retention.interval %s is negative", c.Retention.Interval)
+	if err := c.Retention.Policy().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for t := range c.Retention.TenantTTL {
+		if err := db.ValidateTenant(t); err != nil {
+			errs = append(errs, fmt.Errorf("retention.tenant_ttl: %w", err))
+		}
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid server config: %w", errors.Join(errs...))
 	}

@@ -38,6 +38,14 @@ shutdown_timeout: 3s
 				t.Errorf("got %+v", c)
 			}
 		}},
+		{name: "retention", yaml: "retention: {ttl: 72h, tenant_ttl: {audit: 720h}, disk_budget_bytes: 1073741824, interval: 30s}\n", check: func(t *testing.T, c Config) {
+			p := c.Retention.Policy()
+			if p.TTL != 72*time.Hour || p.TenantTTL["audit"] != 720*time.Hour || p.DiskBudget != 1<<30 || c.Retention.Interval != 30*time.Second {
+				t.Errorf("got %+v", c.Retention)
+			}
+		}},
+		{name: "negative ttl", yaml: "retention: {ttl: -1h}\n", wantErr: "negative"},
+		{name: "bad tenant ttl", yaml: "retention: {tenant_ttl: {\"a b\": 1h}}\n", wantErr: "retention.tenant_ttl"},
 		{name: "unknown key", yaml: "listen: {otlp: x}\n", wantErr: "field otlp not found"},
 		{name: "bad address", yaml: "listen: {admin: nope}\n", wantErr: "listen.admin"},
 		{name: "key without cert", yaml: "tls: {key_file: k.pem}\n", wantErr: "go together"},

@@ -102,6 +102,9 @@ func bindServeFlags(fs *pflag.FlagSet, cfg *server.Config) {
 	fs.Int64Var(&cfg.Limits.IngestQueueBytes, "limits.ingest-queue-bytes", cfg.Limits.IngestQueueBytes, "bytes of OTLP requests in flight at once; beyond it clients are told to retry")
 	fs.DurationVar(&cfg.Limits.WriteTimeout, "limits.write-timeout", cfg.Limits.WriteTimeout, "longest wait for the store to take a write before the client is told to retry")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "longest wait for in-flight requests on shutdown")
+	fs.DurationVar(&cfg.Retention.TTL, "retention.ttl", cfg.Retention.TTL, "drop a partition once its newest span is older than this (0 keeps everything)")
+	fs.Int64Var(&cfg.Retention.DiskBudget, "retention.disk-budget-bytes", cfg.Retention.DiskBudget, "drop the oldest partitions while the blocks hold more bytes than this (0: no budget)")
+	fs.DurationVar(&cfg.Retention.Interval, "retention.interval", cfg.Retention.Interval, "how often retention runs (0: every minute)")
 	fs.BoolVar(&cfg.Admin.Pprof, "admin.pprof", cfg.Admin.Pprof, "serve /debug/pprof/ on the admin listener")
 }
 
@@ -152,7 +155,8 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 func runServe(ctx context.Context, out io.Writer, cfg server.Config, log *slog.Logger, ready func(*server.Server)) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	store, err := db.Open(cfg.DataDir, db.Options{Logger: log, Registerer: reg})
+	store, err := db.Open(cfg.DataDir, db.Options{Logger: log, Registerer: reg,
+		Retention: cfg.Retention.Policy(), RetentionInterval: cfg.Retention.Interval})
 	if err != nil {
 		return err
 	}
