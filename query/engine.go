@@ -85,9 +85,7 @@ func (s dbStore) Readers(ctx context.Context) ([]BlockReader, func(), error) {
 	for i, r := range snap.Readers {
 		rs[i] = r
 	}
-	// db's snapshots have no release yet: readers are never dropped while
-	// the store is open.
-	return rs, func() {}, nil
+	return rs, snap.Release, nil
 }
 
 func (s dbStore) GetTrace(ctx context.Context, id encoding.TraceID, r db.TimeRange) iter.Seq2[ptrace.Traces, error] {

@@ -18,9 +18,10 @@ import (
 //     index answers exactly — the operation (or else the service), each
 //     attribute whose key and value are short enough to be indexed (the
 //     union of its span, resource, scope and event terms), the status for
-//     the error attribute — and the union of the duration buckets that meet
-//     the duration range, and for a structured filter the union of each
-//     of its term sets (filter_search.go). Postings are fetched in a fixed
+//     the error attribute — and for a structured filter the union of each
+//     of its term sets (filter_search.go), and last the union of the
+//     duration buckets that meet the duration range, unless the other
+//     conditions left at most durationPostingsMin candidates. Postings are fetched in a fixed
 //     order, most selective kind first, and the reader is dropped as soon
 //     as one of them is empty. With no such condition the candidates are every span
 //     of the reader (a scan, still bounded by the limit and the context).
@@ -100,15 +101,6 @@ func (c *spanConds) candidates(r BlockReader, info db.BlockInfo) (index.Postings
 			return index.EmptyPostings(), nil
 		}
 	}
-	if c.hasDuration {
-		p, err := c.durationPostings(r)
-		if err != nil {
-			return nil, err
-		}
-		if p != nil && !and(p) {
-			return index.EmptyPostings(), nil
-		}
-	}
 	if len(c.filterSets) > 0 {
 		fps, ok, err := c.filterPostings(r)
 		if err != nil {
@@ -119,11 +111,39 @@ func (c *spanConds) candidates(r BlockReader, info db.BlockInfo) (index.Postings
 			return index.EmptyPostings(), nil
 		}
 	}
+	if c.hasDuration {
+		// The duration range is a union of many bucket postings, costly
+		// to read; it is verified on every candidate anyway. When the
+		// other conditions leave few candidates, it is left to that
+		// check.
+		if len(ps) > 0 {
+			bm, err := index.ToBitmap(index.Intersect(ps...))
+			if err != nil {
+				return nil, err
+			}
+			if bm.GetCardinality() <= durationPostingsMin {
+				return index.NewBitmapPostings(bm), nil
+			}
+			ps = []index.Postings{index.NewBitmapPostings(bm)}
+		}
+		p, err := c.durationPostings(r)
+		if err != nil {
+			return nil, err
+		}
+		if p != nil && !and(p) {
+			return index.EmptyPostings(), nil
+		}
+	}
 	if len(ps) == 0 {
 		return index.NewRangePostings(0, uint32(min(info.Spans, 1<<32-1))), nil
 	}
 	return index.Intersect(ps...), nil
 }
+
+// durationPostingsMin is the candidate count at or under which a search
+// checks the duration range on the candidates' times instead of reading
+// the duration buckets' postings.
+const durationPostingsMin = 4096
 
 // termPostings returns r's postings of term name=value.
 func termPostings(r BlockReader, name, value string) (index.Postings, error) {
