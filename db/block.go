@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,10 @@ type diskBlock struct {
 	// once both hold (see DB.reclaim).
 	refs    atomic.Int64
 	dropped atomic.Bool
+
+	histsOnce sync.Once
+	hists     *index.TermHistograms // nil when the block has none (written before they existed)
+	histsErr  error
 
 	postingsOnce sync.Once
 	postings     *index.PostingsReader
@@ -139,6 +144,50 @@ func (b *diskBlock) rowGroup(i int) (*encoding.RowGroup, error) {
 		return nil, encoding.Corruptf("row group", -1, "block %s row group %d: %d rows, the block meta says %d", b.meta.ID, i, g.Len(), want)
 	}
 	return g, nil
+}
+
+// DurationHistogram returns the block's precomputed duration histogram of
+// term t, read once per block.
+func (b *diskBlock) DurationHistogram(t index.Term) ([]index.BucketCount, bool, error) {
+	if !index.HistogramTerm(t.Name) {
+		return nil, false, nil
+	}
+	b.histsOnce.Do(func() {
+		v, err := b.getOptional(b.key(encoding.KindTermHists, 0))
+		if err != nil || v == nil {
+			b.histsErr = err
+			return
+		}
+		if b.hists, err = index.DecodeTermHistograms(v); err != nil {
+			b.histsErr = fmt.Errorf("block %s: %w", b.meta.ID, err)
+		}
+	})
+	if b.histsErr != nil || b.hists == nil {
+		return nil, false, b.histsErr
+	}
+	hist, _ := b.hists.Get(t)
+	return hist, true, nil
+}
+
+// getOptional is get for a value that may be absent: nil, nil then.
+func (b *diskBlock) getOptional(key []byte) ([]byte, error) {
+	var v []byte
+	err := b.bdb.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		v, err = item.ValueCopy(nil)
+		return err
+	})
+	if err != nil {
+		p, _ := encoding.ParseBlockKey(key)
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	return v, nil
 }
 
 // SpanTimes calls fn with the trace ID, start and end of each ordinal's

@@ -271,7 +271,7 @@ func (db *DB) loadBlocks() (checkpoint uint64, err error) {
 			continue
 		}
 		db.log.Warn("deleting keys of an unfinished block", "tenant", ref.tenant, "partition", ref.part, "block", ref.id)
-		for _, kind := range []byte{encoding.KindRowGroup, encoding.KindPostingsDict, encoding.KindPostings} {
+		for _, kind := range []byte{encoding.KindRowGroup, encoding.KindPostingsDict, encoding.KindPostings, encoding.KindTermHists} {
 			if err := db.bdb.DropPrefix(encoding.BlockPrefix(ref.tenant, ref.part, kind, ref.id)); err != nil {
 				return 0, fmt.Errorf("delete unfinished block %s: %w", ref.id, err)
 			}

@@ -255,8 +255,9 @@ func newFlushTerms(heads []*head) *flushTerms {
 	return fl
 }
 
-// write adds the postings of spans, in their block order, to pw.
-func (fl *flushTerms) write(spans []flushSpan, pw *index.PostingsWriter) error {
+// write adds the postings of spans, in their block order, to pw, and
+// returns the duration histograms of their service and operation terms.
+func (fl *flushTerms) write(spans []flushSpan, pw *index.PostingsWriter) (*index.TermHistograms, error) {
 	for i, s := range spans {
 		m := fl.toGlobal[s.head]
 		for _, local := range fl.idx[s.head].termIDs(s.ord) {
@@ -268,14 +269,33 @@ func (fl *flushTerms) write(spans []flushSpan, pw *index.PostingsWriter) error {
 		}
 	}
 	slices.SortFunc(fl.touched, func(a, b uint32) int { return fl.terms[a].Compare(fl.terms[b]) })
+	bucketOf := make([]uint16, len(spans))
+	var histTerms []index.Term
+	var histLists [][]uint32
+	for _, g := range fl.touched {
+		switch t := fl.terms[g]; {
+		case t.Name == index.NameDuration:
+			b, ok := index.ParseDurationValue(t.Value)
+			if !ok {
+				return nil, fmt.Errorf("duration term %s does not name a bucket", t)
+			}
+			for _, ord := range fl.lists[g] {
+				bucketOf[ord] = b
+			}
+		case index.HistogramTerm(t.Name):
+			histTerms = append(histTerms, t)
+			histLists = append(histLists, fl.lists[g])
+		}
+	}
+	hists := index.BuildTermHistograms(histTerms, histLists, bucketOf)
 	for _, g := range fl.touched {
 		if err := pw.Add(fl.terms[g], fl.lists[g]); err != nil {
-			return err
+			return nil, err
 		}
 		fl.lists[g] = nil
 	}
 	fl.touched = fl.touched[:0]
-	return nil
+	return hists, nil
 }
 
 func (db *DB) writeBlock(tenant string, p encoding.PartitionID, fspans []flushSpan, rows []headRows, fl *flushTerms) (*diskBlock, error) {
@@ -337,9 +357,15 @@ func (db *DB) writeBlock(tenant string, p encoding.PartitionID, fspans []flushSp
 
 	// Postings over the block's ordinals.
 	pw := index.NewPostingsWriter(nil)
-	if err := fl.write(fspans, pw); err != nil {
+	hists, err := fl.write(fspans, pw)
+	if err != nil {
 		return nil, fmt.Errorf("write postings: %w", err)
 	}
+	hv := hists.Encode(nil)
+	if err := wb.Set(encoding.BlockKey(tenant, p, encoding.KindTermHists, meta.ID, 0), hv); err != nil {
+		return nil, err
+	}
+	meta.Bytes += uint64(len(hv))
 	dict, sections, err := pw.Finish()
 	if err != nil {
 		return nil, fmt.Errorf("write postings: %w", err)

@@ -47,6 +47,12 @@ type BlockReader interface {
 	// search needs of the spans whose other conditions the postings
 	// settled.
 	SpanTimes(ctx context.Context, ords index.Postings, fn func(ord uint32, id encoding.TraceID, start, end uint64) error) error
+	// DurationHistogram returns the spans carrying term t (a service or
+	// operation term, see index.HistogramTerm) counted by duration bucket,
+	// ascending, when the reader keeps such counts (known true; a nil
+	// histogram then means no span carries t). When known is false the
+	// caller counts from postings.
+	DurationHistogram(t index.Term) (hist []index.BucketCount, known bool, err error)
 	// Edges returns the service-graph calls counted with this reader's
 	// spans (see encoding.DependencyEdge), sorted by encoding.SortEdges;
 	// every call is in exactly one reader. The slice must not be modified.

@@ -206,7 +206,7 @@ func (db *DB) reclaim(ctx context.Context, res *RetentionResult) error {
 	}
 	var prefixes [][]byte
 	for _, g := range ready {
-		for _, kind := range []byte{encoding.KindRowGroup, encoding.KindPostingsDict, encoding.KindPostings} {
+		for _, kind := range []byte{encoding.KindRowGroup, encoding.KindPostingsDict, encoding.KindPostings, encoding.KindTermHists} {
 			prefixes = append(prefixes, encoding.BlockPrefix(g.tenant, g.b.meta.Partition, kind, g.b.meta.ID))
 		}
 	}

@@ -15,6 +15,7 @@ const (
 	KindPostingsDict byte = 'd' // + block BE64                 → postings dictionary
 	KindPostings     byte = 'p' // + block BE64 + section BE32  → postings section
 	KindBlockMeta    byte = 'm' // + block BE64                 → block meta
+	KindTermHists    byte = 'h' // + block BE64                 → index.TermHistograms
 )
 
 const (
@@ -92,7 +93,7 @@ func ParseBlockKey(k []byte) (BlockKeyParts, error) {
 	switch p.Kind {
 	case KindRowGroup, KindPostings:
 		p.N = d.BE32()
-	case KindPostingsDict, KindBlockMeta:
+	case KindPostingsDict, KindBlockMeta, KindTermHists:
 	default:
 		if d.Err() == nil {
 			return p, Corruptf("block key", 0, "unknown kind %q", p.Kind)

@@ -49,6 +49,10 @@ type BlockReader interface {
 	// each ordinal of ords, in order, reading only those fields, and stops
 	// at fn's first error, which it returns.
 	SpanTimes(ctx context.Context, ords index.Postings, fn func(ord uint32, id encoding.TraceID, start, end uint64) error) error
+	// DurationHistogram returns the spans carrying term t (a service or
+	// operation term) counted by duration bucket when the reader keeps
+	// such counts (known true); otherwise the engine counts from postings.
+	DurationHistogram(t index.Term) (hist []index.BucketCount, known bool, err error)
 	// Edges returns the service-graph calls counted with the reader's
 	// spans, sorted by encoding.SortEdges; every call is in exactly one
 	// reader.

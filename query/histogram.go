@@ -158,6 +158,18 @@ func (c *spanConds) histogramOf(ctx context.Context, r BlockReader, info db.Bloc
 		h.Decoded += n
 		return err
 	}
+	if t, ok := c.histogramTerm(); ok {
+		hist, known, err := r.DurationHistogram(t)
+		if err != nil {
+			return err
+		}
+		if known {
+			for _, bc := range hist {
+				h.Counts[bc.Bucket] += uint64(bc.Count)
+			}
+			return nil
+		}
+	}
 	base, err := c.baseCandidates(r, info)
 	if err != nil || index.IsEmpty(base) {
 		return err
@@ -195,6 +207,22 @@ func (c *spanConds) histogramOf(ctx context.Context, r BlockReader, info db.Bloc
 	n, err := c.timesEach(ctx, r, index.Intersect(base, index.Merge(edges...)), count)
 	h.Decoded += n
 	return err
+}
+
+// histogramTerm returns the one term that is the whole query, when it is a
+// service or an operation: then a reader whose spans the time range covers
+// whole answers from its precomputed histogram of that term.
+func (c *spanConds) histogramTerm() (index.Term, bool) {
+	if c.hasDuration || c.hasStatus || len(c.attrs) > 0 || c.filter != nil || len(c.filterSets) > 0 || c.verifyNames {
+		return index.Term{}, false
+	}
+	switch {
+	case c.hasOperation:
+		return index.Term{Name: index.NameOperation, Value: index.OperationValue(c.service, c.operation)}, true
+	case c.service != "":
+		return index.Term{Name: index.NameService, Value: c.service}, true
+	}
+	return index.Term{}, false
 }
 
 // settledByPostings reports whether the postings settle every condition

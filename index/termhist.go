@@ -1,0 +1,158 @@
+package index
+
+import (
+	"slices"
+	"sort"
+
+	"github.com/tracedb/tracedb/encoding"
+)
+
+// TermHistograms holds, for the service and operation terms of one block,
+// how many of the term's spans fall in each duration bucket: the latency
+// histogram of a service or an operation over a block, precomputed when the
+// block is written, so that a histogram over whole blocks reads no postings
+// and no span. termhist.md draws the encoding.
+type TermHistograms struct {
+	terms []Term // sorted
+	hists [][]BucketCount
+}
+
+// BucketCount is the number of spans in one duration bucket.
+type BucketCount struct {
+	Bucket uint16
+	Count  uint32
+}
+
+// HistogramTerm reports whether term name gets a histogram: service and
+// operation terms.
+func HistogramTerm(name string) bool { return name == NameService || name == NameOperation }
+
+// BuildTermHistograms returns the histograms of the terms of terms (sorted,
+// those for which HistogramTerm holds are used) whose spans are lists[i];
+// bucketOf maps a span's ordinal to its duration bucket.
+func BuildTermHistograms(terms []Term, lists [][]uint32, bucketOf []uint16) *TermHistograms {
+	h := &TermHistograms{}
+	counts := make([]uint32, NumBuckets)
+	for i, t := range terms {
+		if !HistogramTerm(t.Name) {
+			continue
+		}
+		lo, hi := uint16(NumBuckets-1), uint16(0)
+		for _, ord := range lists[i] {
+			b := bucketOf[ord]
+			counts[b]++
+			lo, hi = min(lo, b), max(hi, b)
+		}
+		var hist []BucketCount
+		for b := lo; b <= hi && len(lists[i]) > 0; b++ {
+			if counts[b] > 0 {
+				hist = append(hist, BucketCount{b, counts[b]})
+				counts[b] = 0
+			}
+		}
+		h.terms = append(h.terms, t)
+		h.hists = append(h.hists, hist)
+	}
+	return h
+}
+
+// Get returns the histogram of term t, ascending by bucket; false when t
+// has none (no span carries it, or its name gets no histogram).
+func (h *TermHistograms) Get(t Term) ([]BucketCount, bool) {
+	i := sort.Search(len(h.terms), func(i int) bool { return h.terms[i].Compare(t) >= 0 })
+	if i == len(h.terms) || h.terms[i] != t {
+		return nil, false
+	}
+	return h.hists[i], true
+}
+
+// Len returns the number of terms with a histogram.
+func (h *TermHistograms) Len() int { return len(h.terms) }
+
+// Term histograms format constants.
+const (
+	TermHistMagic   uint32 = 0x54444848 // "TDHH"
+	TermHistVersion byte   = 1
+)
+
+// Encode appends h's encoding to dst.
+func (h *TermHistograms) Encode(dst []byte) []byte {
+	e := encoding.Encbuf{B: dst}
+	start := len(dst)
+	e.PutBE32(TermHistMagic)
+	e.PutByte(TermHistVersion)
+	e.PutUvarint(uint64(len(h.terms)))
+	for i, t := range h.terms {
+		e.PutUvarintString(t.Name)
+		e.PutUvarintString(t.Value)
+		e.PutUvarint(uint64(len(h.hists[i])))
+		prev := -1
+		for _, bc := range h.hists[i] {
+			e.PutUvarint(uint64(int(bc.Bucket) - prev - 1))
+			e.PutUvarint(uint64(bc.Count))
+			prev = int(bc.Bucket)
+		}
+	}
+	e.PutBE32(encoding.Checksum(e.B[start:]))
+	return e.B
+}
+
+// DecodeTermHistograms decodes what Encode wrote. Errors wrap
+// encoding.ErrCorrupt.
+func DecodeTermHistograms(b []byte) (*TermHistograms, error) {
+	const what = "term histograms"
+	if len(b) < 9 {
+		return nil, encoding.Corruptf(what, 0, "%d bytes is too short", len(b))
+	}
+	body, sum := b[:len(b)-4], b[len(b)-4:]
+	if got, want := encoding.Checksum(body), uint32(sum[0])<<24|uint32(sum[1])<<16|uint32(sum[2])<<8|uint32(sum[3]); got != want {
+		return nil, encoding.Corruptf(what, len(body), "checksum %08x, want %08x", got, want)
+	}
+	d := encoding.NewDecbuf(body, what)
+	if magic := d.BE32(); magic != TermHistMagic {
+		return nil, encoding.Corruptf(what, 0, "bad magic %08x", magic)
+	}
+	if v := d.Byte(); v != TermHistVersion {
+		return nil, encoding.Corruptf(what, 4, "unknown version %d (this build knows %d)", v, TermHistVersion)
+	}
+	n := d.UvarintInt(d.Len() / 3)
+	h := &TermHistograms{}
+	if n > 0 && d.Err() == nil {
+		h.terms = make([]Term, n)
+		h.hists = make([][]BucketCount, n)
+	}
+	for i := range h.terms {
+		h.terms[i] = Term{Name: d.UvarintString(), Value: d.UvarintString()}
+		if i > 0 && d.Err() == nil && h.terms[i].Compare(h.terms[i-1]) <= 0 {
+			d.Fail("terms out of order")
+		}
+		k := d.UvarintInt(min(NumBuckets, d.Len()/2))
+		if k > 0 && d.Err() == nil {
+			h.hists[i] = make([]BucketCount, k)
+		}
+		b := -1
+		for j := range h.hists[i] {
+			b += d.UvarintInt(NumBuckets) + 1
+			c := d.UvarintInt(1<<32 - 1)
+			if b >= NumBuckets {
+				d.Fail("bucket out of range")
+			}
+			if d.Err() != nil {
+				break
+			}
+			h.hists[i][j] = BucketCount{uint16(b), uint32(c)}
+		}
+	}
+	if err := d.Err(); err != nil {
+		return nil, err
+	}
+	if d.Len() != 0 {
+		return nil, encoding.Corruptf(what, d.Offset(), "%d trailing bytes", d.Len())
+	}
+	return h, nil
+}
+
+// equalHists reports whether two histogram sets are equal (for tests).
+func equalHists(a, b *TermHistograms) bool {
+	return slices.Equal(a.terms, b.terms) && slices.EqualFunc(a.hists, b.hists, func(x, y []BucketCount) bool { return slices.Equal(x, y) })
+}
