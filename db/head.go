@@ -265,7 +265,9 @@ func (h *head) Spans(ctx context.Context, ords index.Postings, fn func(ord uint3
 }
 
 // DurationHistogram is not kept by the head: known is false.
-func (h *head) DurationHistogram(index.Term) ([]index.BucketCount, bool, error) { return nil, false, nil }
+func (h *head) DurationHistogram(index.Term) ([]index.BucketCount, bool, error) {
+	return nil, false, nil
+}
 
 // SpanTimes calls fn with the trace ID, start and end of each ordinal's span.
 func (h *head) SpanTimes(ctx context.Context, ords index.Postings, fn func(ord uint32, id encoding.TraceID, start, end uint64) error) error {
