@@ -70,6 +70,10 @@ type DB struct {
 	flushCond *sync.Cond
 	flushing  bool // guarded by flushCond.L
 
+	// maintMu runs compaction and retention one at a time, so that
+	// retention never drops a block a compaction is merging.
+	maintMu sync.Mutex
+
 	// dropMu guards dropped: blocks retention removed from the tenants'
 	// lists whose keys are not deleted yet (a snapshot may still read
 	// them).
@@ -357,8 +361,8 @@ func (db *DB) Close() error {
 	}
 	db.mu.closed = true
 	db.mu.Unlock()
+	close(db.stop) // background compaction and retention stop early
 	db.inflight.Wait()
-	close(db.stop)
 	<-db.loopDone
 	// Writers hold cutMu shared; taking it exclusively waits for them.
 	err := db.flush("close")
@@ -404,6 +408,17 @@ func (db *DB) loop() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastRetention := time.Now() // the first pass comes one interval after open
+	lastCompaction := time.Now()
+	// ctx ends when Close begins, so that a long compaction stops early.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-db.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
 		select {
 		case <-db.stop:
@@ -416,9 +431,15 @@ func (db *DB) loop() {
 				db.log.Error("flush failed; the WAL keeps the data, will retry", "err", err)
 			}
 		}
+		if db.opts.CompactionInterval > 0 && time.Since(lastCompaction) >= db.opts.CompactionInterval {
+			lastCompaction = time.Now()
+			if _, err := db.Compact(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+				db.log.Error("compaction failed; will retry", "err", err)
+			}
+		}
 		if db.opts.Retention.Enabled() && time.Since(lastRetention) >= db.opts.RetentionInterval {
 			lastRetention = time.Now()
-			if _, err := db.ApplyRetention(context.Background()); err != nil {
+			if _, err := db.ApplyRetention(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
 				db.log.Error("retention failed; will retry", "err", err)
 			}
 		}

@@ -19,6 +19,9 @@ type metrics struct {
 	blocks        prometheus.Gauge
 	walReplayCuts prometheus.Counter
 
+	compactions        *prometheus.CounterVec
+	compactionDuration prometheus.Histogram
+
 	retentionDrops   *prometheus.CounterVec
 	retentionReclaim prometheus.Histogram
 }
@@ -50,6 +53,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "tracedb_blocks", Help: "Disk blocks, all tenants."}),
 		walReplayCuts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tracedb_wal_replay_cuts_total", Help: "Torn or corrupt WAL records cut during replay."}),
+		compactions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tracedb_compactions_total", Help: "Block groups merged by compaction, by result."}, []string{"result"}),
+		compactionDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tracedb_compaction_duration_seconds", Help: "Duration of compaction passes that merged blocks.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 16)}),
 		retentionDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tracedb_retention_partitions_dropped_total", Help: "Partitions dropped by retention, by reason."}, []string{"reason"}),
 		retentionReclaim: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -58,7 +66,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.spansReceived, m.spansAccepted, m.spansRejected, m.walWait, m.walFsync, m.headSpans,
-			m.flushes, m.flushDuration, m.flushedBytes, m.blocks, m.walReplayCuts, m.retentionDrops, m.retentionReclaim)
+			m.flushes, m.flushDuration, m.flushedBytes, m.blocks, m.walReplayCuts, m.retentionDrops, m.retentionReclaim,
+			m.compactions, m.compactionDuration)
 	}
 	return m
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tracedb/tracedb/compaction"
 	"github.com/tracedb/tracedb/db/internal/wal"
 	"github.com/tracedb/tracedb/retention"
 )
@@ -110,6 +111,14 @@ type Options struct {
 	// 64 MiB.
 	BadgerValueLogFileBytes int64
 
+	// Compaction tunes the compaction planner (PartitionWidth is taken
+	// from the store's); see compaction.Options.
+	Compaction compaction.Options
+	// CompactionInterval is how often the background loop compacts.
+	// Default 1 minute; negative turns background compaction off (Compact
+	// still works).
+	CompactionInterval time.Duration
+
 	// Retention says what the store drops: partitions past a TTL (per
 	// tenant if need be), the oldest partitions over a disk budget. The
 	// zero value keeps everything. See retention.Policy.
@@ -139,6 +148,7 @@ const (
 	DefaultBadgerMemTableBytes   = 64 << 20
 	DefaultBadgerValueLogBytes   = 64 << 20
 	DefaultRetentionInterval     = time.Minute
+	DefaultCompactionInterval    = time.Minute
 )
 
 // DefaultOptions returns Options with every default filled in.
@@ -172,6 +182,7 @@ func (o *Options) fillDefaults() {
 	setDefault(&o.BadgerMemTableBytes, DefaultBadgerMemTableBytes)
 	setDefault(&o.BadgerValueLogFileBytes, DefaultBadgerValueLogBytes)
 	setDefault(&o.RetentionInterval, DefaultRetentionInterval)
+	setDefault(&o.CompactionInterval, DefaultCompactionInterval)
 }
 
 func setDefault[T comparable](p *T, v T) {

@@ -94,8 +94,10 @@ func (db *DB) Partitions() []retention.Partition {
 // the policy chooses and deletes and reclaims what no snapshot holds. The
 // background loop calls it every Options.RetentionInterval.
 func (db *DB) ApplyRetention(ctx context.Context) (RetentionResult, error) {
+	db.maintMu.Lock()
+	defer db.maintMu.Unlock()
 	drops := retention.Plan(db.Partitions(), db.opts.Retention, db.opts.Clock.Now())
-	return db.DropPartitions(ctx, drops)
+	return db.dropPartitions(ctx, drops)
 }
 
 // DropPartitions drops the given partitions (as retention.Plan returns
@@ -103,9 +105,16 @@ func (db *DB) ApplyRetention(ctx context.Context) (RetentionResult, error) {
 // holds. Spans of a dropped partition written later (late arrivals) form
 // new blocks, which a later pass may drop.
 func (db *DB) DropPartitions(ctx context.Context, drops []retention.Drop) (RetentionResult, error) {
-	if db.isClosed() {
-		return RetentionResult{}, ErrClosed
+	db.maintMu.Lock()
+	defer db.maintMu.Unlock()
+	return db.dropPartitions(ctx, drops)
+}
+
+func (db *DB) dropPartitions(ctx context.Context, drops []retention.Drop) (RetentionResult, error) {
+	if err := db.enter(); err != nil {
+		return RetentionResult{}, err
 	}
+	defer db.inflight.Done()
 	res := RetentionResult{}
 	if len(drops) > 0 {
 		if err := db.drop(drops, &res); err != nil {

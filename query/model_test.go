@@ -457,6 +457,14 @@ func TestDifferential(t *testing.T) {
 	}
 	m := newSearchModel(w.spans, e.opts.MaxLimit)
 	t.Logf("seed %d: %d spans written in %s", seed, len(w.spans), time.Since(built).Round(time.Millisecond))
+	checkAgainstModel(t, e, m, w, seed, queries)
+}
+
+// checkAgainstModel runs the differential checks: random searches, and
+// FindTraces, summaries, services and operations, dependencies and
+// pagination walks, each against the model.
+func checkAgainstModel(t *testing.T, e *Engine, m *searchModel, w *workload, seed uint64, queries int) {
+	t.Helper()
 	fg := newWorkloadFilterGen(w, seed)
 
 	ctx := context.Background()
