@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tracedb/tracedb/compaction"
 	"github.com/tracedb/tracedb/encoding"
 	"github.com/tracedb/tracedb/internal/spangen"
 )
@@ -50,7 +51,10 @@ func crashBatch(n uint64) []*encoding.Span {
 }
 
 func crashOptions(sync SyncMode) Options {
-	return Options{Sync: sync, MaxHeadSpans: 1500, RowGroupSpans: 64, WALSegmentSize: 1 << 20}
+	return Options{Sync: sync, MaxHeadSpans: 1500, RowGroupSpans: 64, WALSegmentSize: 1 << 20,
+		// The child compacts in a loop of its own; merged blocks stay
+		// small so that a kill lands in every step of many compactions.
+		Compaction: compaction.Options{MaxBlockSpans: 20_000}, CompactionInterval: -1}
 }
 
 // TestCrashChild is the child process of TestCrashRecovery: it writes
@@ -68,6 +72,17 @@ func TestCrashChild(t *testing.T) {
 		os.Exit(3)
 	}
 	out := bufio.NewWriter(os.Stdout)
+	// Compaction runs all the time beside the writers, so that kills land
+	// in its merges and swaps too.
+	go func() {
+		for {
+			if _, err := d.Compact(context.Background()); err != nil {
+				fmt.Printf("error compact: %v\n", err)
+				os.Exit(5)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
 	// Two writers, as a server has, so acknowledgements interleave.
 	var mu sync.Mutex
 	next := from
@@ -95,6 +110,24 @@ func TestCrashChild(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// rawCount counts the stored copies of trace id's spans over every reader,
+// without the dedup of TraceSpans.
+func rawCount(t *testing.T, d *DB, id encoding.TraceID) int {
+	t.Helper()
+	snap, err := d.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Release()
+	n := 0
+	for _, r := range snap.Readers {
+		if err := r.TraceSpans(context.Background(), id, func(*encoding.Span) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
 }
 
 // TestCrashRecovery runs a child process that writes and acknowledges
@@ -152,6 +185,7 @@ func TestCrashRecovery(t *testing.T) {
 						_ = cmd.Process.Signal(syscall.SIGKILL)
 					}
 				} else if strings.HasPrefix(line, "error") || strings.HasPrefix(line, "open error") {
+					_ = cmd.Process.Signal(syscall.SIGKILL)
 					t.Fatalf("round %d: child: %s", round, line)
 				}
 			case <-deadline:
@@ -179,13 +213,27 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		missing := 0
 		for n := range check {
-			for id, want := range byTrace(crashBatch(n)) {
+			batch := crashBatch(n)
+			for id, want := range byTrace(batch) {
 				got := collect(t, d, context.Background(), id)
 				if !sameSpans(got, want) {
 					missing++
 					if missing < 5 {
 						t.Errorf("round %d: batch %d trace %s: got %d spans, want %d identical", round, n, id, len(got), len(want))
 					}
+				}
+				// Stored copies, before the read's dedup: a compaction
+				// swap seen half done would show the old blocks and the
+				// new one, each span twice.
+				written := 0
+				for _, s := range batch {
+					if s.TraceID == id {
+						written++
+					}
+				}
+				if raw := rawCount(t, d, id); raw < len(want) || raw > written {
+					missing++
+					t.Errorf("round %d: batch %d trace %s: %d stored copies of %d spans (%d written)", round, n, id, raw, len(want), written)
 				}
 			}
 		}
