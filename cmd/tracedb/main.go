@@ -23,5 +23,6 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(demoCmd(), serveCmd())
+	root.AddCommand(inspectCmds()...)
 	return root
 }
