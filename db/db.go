@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,8 @@ const (
 
 // DB is an open store. Its methods are safe for concurrent use.
 type DB struct {
+	explicit formatOptions // which format-fixing options the caller set
+
 	dir     string
 	opts    Options
 	log     *slog.Logger
@@ -85,6 +88,10 @@ type DB struct {
 	loopDone chan struct{} // closed when the background loop returns
 }
 
+// formatOptions says which format-fixing options were given to Open; the
+// others take the stored values on a reopen.
+type formatOptions struct{ width, valueLen bool }
+
 // tenantDB is one tenant's data: its live head, the heads being flushed
 // and its disk blocks.
 type tenantDB struct {
@@ -103,11 +110,17 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	explicit := formatOptions{width: opts.PartitionWidth != 0, valueLen: opts.MaxIndexedValueLen != 0}
 	opts.fillDefaults()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if opts.ReadOnly {
+		if _, err := os.Stat(filepath.Join(dir, badgerDir)); err != nil {
+			return nil, fmt.Errorf("open %s: %w: %w", dir, ErrNotAStore, err)
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
 	db := &DB{
+		explicit: explicit,
 		dir:      dir,
 		opts:     opts,
 		log:      opts.Logger,
@@ -125,7 +138,11 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err := db.open(); err != nil {
 		return nil, errors.Join(err, db.closeResources())
 	}
-	go db.loop()
+	if opts.ReadOnly {
+		close(db.loopDone)
+	} else {
+		go db.loop()
+	}
 	return db, nil
 }
 
@@ -138,6 +155,7 @@ func (db *DB) open() error {
 		WithMemTableSize(db.opts.BadgerMemTableBytes).
 		WithValueLogFileSize(db.opts.BadgerValueLogFileBytes).
 		WithNumVersionsToKeep(1).
+		WithReadOnly(db.opts.ReadOnly).
 		// Row groups and postings sections are tens of KiB and more: in the
 		// value log they are written once, where in the LSM tree every
 		// compaction would copy them again and every memtable would hold
@@ -148,6 +166,9 @@ func (db *DB) open() error {
 		WithMetricsEnabled(false)
 	var err error
 	if db.bdb, err = badger.Open(bopts); err != nil {
+		if db.opts.ReadOnly && strings.Contains(err.Error(), "truncate required") {
+			return fmt.Errorf("open badger in %s read-only: the store was not closed cleanly; open it once for writing (for example with tracedb serve) to recover it: %w", bopts.Dir, err)
+		}
 		return fmt.Errorf("open badger in %s: %w", bopts.Dir, err)
 	}
 	if err := db.checkFormat(); err != nil {
@@ -163,6 +184,9 @@ func (db *DB) open() error {
 	walPath := filepath.Join(db.dir, walDir)
 	if err := db.replayWAL(walPath, checkpoint); err != nil {
 		return err
+	}
+	if db.opts.ReadOnly {
+		return nil
 	}
 	db.wal, err = wal.Open(wal.Options{
 		Dir:         walPath,
@@ -190,9 +214,16 @@ func (db *DB) open() error {
 func (db *DB) checkFormat() error {
 	want := encoding.FormatRecord{Version: encoding.FormatVersion, PartitionWidth: db.opts.PartitionWidth,
 		MaxIndexedValueLen: uint32(db.opts.MaxIndexedValueLen)}
-	return db.bdb.Update(func(txn *badger.Txn) error {
+	update := db.bdb.Update
+	if db.opts.ReadOnly {
+		update = db.bdb.View
+	}
+	return update(func(txn *badger.Txn) error {
 		item, err := txn.Get(encoding.KeyFormat)
 		if errors.Is(err, badger.ErrKeyNotFound) {
+			if db.opts.ReadOnly {
+				return fmt.Errorf("%s: %w: no format record", db.dir, ErrNotAStore)
+			}
 			return txn.Set(encoding.KeyFormat, want.Encode())
 		}
 		if err != nil {
@@ -205,6 +236,13 @@ func (db *DB) checkFormat() error {
 		got, err := encoding.DecodeFormatRecord(v)
 		if err != nil {
 			return fmt.Errorf("store %s: %w", db.dir, err)
+		}
+		// Options left at 0 take the store's values.
+		if !db.explicit.width {
+			db.opts.PartitionWidth, want.PartitionWidth = got.PartitionWidth, got.PartitionWidth
+		}
+		if !db.explicit.valueLen {
+			db.opts.MaxIndexedValueLen, want.MaxIndexedValueLen = int(got.MaxIndexedValueLen), got.MaxIndexedValueLen
 		}
 		if got.PartitionWidth != want.PartitionWidth {
 			return fmt.Errorf("%w: store %s was created with PartitionWidth %s, options say %s",
@@ -271,7 +309,7 @@ func (db *DB) loadBlocks() (checkpoint uint64, err error) {
 		return 0, fmt.Errorf("load blocks: %w", err)
 	}
 	for ref := range seen {
-		if metas[ref] != nil {
+		if metas[ref] != nil || db.opts.ReadOnly {
 			continue
 		}
 		db.log.Warn("deleting keys of an unfinished block", "tenant", ref.tenant, "partition", ref.part, "block", ref.id)
@@ -301,7 +339,11 @@ func (db *DB) loadBlocks() (checkpoint uint64, err error) {
 
 // replayWAL puts the records not yet flushed back into the heads.
 func (db *DB) replayWAL(dir string, from uint64) error {
-	rep, err := wal.Replay(dir, from, func(_ wal.Pos, rec []byte) error {
+	replay := wal.Replay
+	if db.opts.ReadOnly {
+		replay = wal.ReplayReadOnly
+	}
+	rep, err := replay(dir, from, func(_ wal.Pos, rec []byte) error {
 		tenant, td, err := decodeWALRecord(rec)
 		if err != nil {
 			// The WAL's CRC held, so these bytes are what was written:
@@ -364,6 +406,9 @@ func (db *DB) Close() error {
 	close(db.stop) // background compaction and retention stop early
 	db.inflight.Wait()
 	<-db.loopDone
+	if db.opts.ReadOnly {
+		return db.closeResources()
+	}
 	// Writers hold cutMu shared; taking it exclusively waits for them.
 	err := db.flush("close")
 	return errors.Join(err, db.closeResources())
@@ -390,6 +435,9 @@ func (db *DB) enter() error {
 	defer db.mu.Unlock()
 	if db.mu.closed {
 		return ErrClosed
+	}
+	if db.opts.ReadOnly {
+		return ErrReadOnly
 	}
 	db.inflight.Add(1)
 	return nil
@@ -455,6 +503,9 @@ func (db *DB) MaxIndexedValueLen() int { return db.opts.MaxIndexedValueLen }
 func (db *DB) Flush() error {
 	if db.isClosed() {
 		return ErrClosed
+	}
+	if db.opts.ReadOnly {
+		return ErrReadOnly
 	}
 	return db.flush("requested")
 }

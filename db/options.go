@@ -63,9 +63,17 @@ type Options struct {
 	// Clock tells the time for head ages and block IDs. Default: the system clock.
 	Clock Clock
 
+	// ReadOnly opens an existing store for reading only: nothing on disk
+	// changes (the WAL is replayed into memory, torn tails are skipped, not
+	// cut), writes, flushes, compaction and retention return ErrReadOnly,
+	// and there is no background work. Badger's directory lock still
+	// refuses a store another process has open for writing.
+	ReadOnly bool
+
 	// PartitionWidth is the window of span start times one partition holds.
 	// It fixes the on-disk layout: it is stored at creation and a reopen
-	// with a different value is refused. Default 1h; at least 1 minute.
+	// with a different value is refused; 0 on a reopen takes the stored
+	// value. Default 1h for a new store; at least 1 minute.
 	PartitionWidth time.Duration
 
 	// Sync is when writes are acknowledged. Default SyncGroup.
@@ -92,7 +100,7 @@ type Options struct {
 	// MaxIndexedValueLen is the longest attribute value (in its string form)
 	// that gets a postings entry; longer values are still stored and are
 	// matched from the columns. Like PartitionWidth, it is fixed when the
-	// store is created. Default 256.
+	// store is created (0 on a reopen takes the stored value). Default 256.
 	MaxIndexedValueLen int
 	// TraceChunkSpans is the most spans GetTrace yields in one chunk.
 	// Default 10,000.

@@ -226,3 +226,21 @@ func (h *spanHeap) Pop() any {
 	h.items = h.items[:len(h.items)-1]
 	return x
 }
+
+// Tenants returns the names of the tenants the store holds spans of (in
+// blocks or heads), sorted.
+func (db *DB) Tenants() []string {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	out := make([]string, 0, len(db.mu.tenants))
+	for name, t := range db.mu.tenants {
+		t.mu.RLock()
+		has := len(t.mu.blocks) > 0 || len(t.mu.frozen) > 0 || t.mu.head != nil
+		t.mu.RUnlock()
+		if has {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

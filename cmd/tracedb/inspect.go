@@ -61,7 +61,8 @@ const badgerLockMessage = "Another process is using this Badger database"
 
 // open opens the store in f.dataDir and returns a context for f.tenant.
 // A directory that does not exist is refused unless create is set, so
-// that a mistyped path does not read an empty new store.
+// that a mistyped path does not read an empty new store; without create
+// the store is opened read-only and nothing on disk changes.
 func (f *storeFlags) open(ctx context.Context, create bool) (*db.DB, context.Context, error) {
 	if ctx == nil {
 		ctx = context.Background()
@@ -74,7 +75,7 @@ func (f *storeFlags) open(ctx context.Context, create bool) (*db.DB, context.Con
 			return nil, nil, fmt.Errorf("no store in %s (give --data-dir, or fill one with tracedb import or tracedb demo)", f.dataDir)
 		}
 	}
-	store, err := db.Open(f.dataDir, db.Options{Logger: slog.New(slog.DiscardHandler)})
+	store, err := db.Open(f.dataDir, db.Options{Logger: slog.New(slog.DiscardHandler), ReadOnly: !create})
 	if err != nil {
 		if strings.Contains(err.Error(), badgerLockMessage) {
 			return nil, nil, fmt.Errorf("the store in %s is %w", f.dataDir, errStoreInUse)

@@ -55,9 +55,7 @@ func (o *statsOpts) run(ctx context.Context, out io.Writer, oneTenant bool) erro
 		names := []string{o.store.tenant}
 		if !oneTenant {
 			names = append(names, db.DefaultTenant)
-			for _, p := range parts {
-				names = append(names, p.Tenant)
-			}
+			names = append(names, store.Tenants()...)
 			slices.Sort(names)
 			names = slices.Compact(names)
 		}

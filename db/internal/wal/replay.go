@@ -57,6 +57,16 @@ const replayBufSize = 256 << 10
 // empty dir, or an empty segment file, holds nothing to replay. A nil logger
 // discards.
 func Replay(dir string, from uint64, fn func(p Pos, rec []byte) error, logger *slog.Logger) (ReplayReport, error) {
+	return replay(dir, from, fn, logger, false)
+}
+
+// ReplayReadOnly is Replay for a reader that must not change the files: a
+// torn or corrupt tail is skipped and reported, not cut.
+func ReplayReadOnly(dir string, from uint64, fn func(p Pos, rec []byte) error, logger *slog.Logger) (ReplayReport, error) {
+	return replay(dir, from, fn, logger, true)
+}
+
+func replay(dir string, from uint64, fn func(p Pos, rec []byte) error, logger *slog.Logger, readOnly bool) (ReplayReport, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -83,7 +93,7 @@ func Replay(dir string, from uint64, fn func(p Pos, rec []byte) error, logger *s
 		if buf == nil {
 			buf = bufio.NewReaderSize(nil, replayBufSize)
 		}
-		if err := replaySegment(dir, n, buf, fn, &rep, logger); err != nil {
+		if err := replaySegment(dir, n, buf, fn, &rep, logger, readOnly); err != nil {
 			return rep, err
 		}
 	}
@@ -91,9 +101,13 @@ func Replay(dir string, from uint64, fn func(p Pos, rec []byte) error, logger *s
 }
 
 // replaySegment replays segment n into fn, cutting a bad tail.
-func replaySegment(dir string, n uint64, buf *bufio.Reader, fn func(Pos, []byte) error, rep *ReplayReport, logger *slog.Logger) error {
+func replaySegment(dir string, n uint64, buf *bufio.Reader, fn func(Pos, []byte) error, rep *ReplayReport, logger *slog.Logger, readOnly bool) error {
 	path := filepath.Join(dir, segmentName(n))
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	flag := os.O_RDWR
+	if readOnly {
+		flag = os.O_RDONLY
+	}
+	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
 		return fmt.Errorf("wal replay: %w", err)
 	}
@@ -116,21 +130,23 @@ func replaySegment(dir string, n uint64, buf *bufio.Reader, fn func(Pos, []byte)
 	if !errors.Is(err, encoding.ErrCorrupt) {
 		return fmt.Errorf("wal replay: segment %d: %w", n, err)
 	}
-	return cutSegment(f, n, r.Good(), err, rep, logger)
+	return cutSegment(f, n, r.Good(), err, rep, logger, readOnly)
 }
 
 // cutSegment truncates segment n (open as f) to good bytes and records it.
-func cutSegment(f *os.File, n uint64, good int64, why error, rep *ReplayReport, logger *slog.Logger) error {
+func cutSegment(f *os.File, n uint64, good int64, why error, rep *ReplayReport, logger *slog.Logger, readOnly bool) error {
 	fi, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("wal replay: %w", err)
 	}
 	dropped := fi.Size() - good
-	if err := f.Truncate(good); err != nil {
-		return fmt.Errorf("wal replay: cut segment %d: %w", n, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("wal replay: cut segment %d: %w", n, err)
+	if !readOnly {
+		if err := f.Truncate(good); err != nil {
+			return fmt.Errorf("wal replay: cut segment %d: %w", n, err)
+		}
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("wal replay: cut segment %d: %w", n, err)
+		}
 	}
 	reason := why.Error()
 	var ce *encoding.CorruptionError

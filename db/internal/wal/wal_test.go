@@ -208,6 +208,23 @@ func TestReplayTornTail(t *testing.T) {
 			}
 		}
 		wantCut := size != 0 && int64(size) != good
+		// Read-only first: the same records and the same cut reported,
+		// and the file untouched.
+		var roGot []replayed
+		roRep, err := ReplayReadOnly(dir, 0, func(p Pos, rec []byte) error {
+			roGot = append(roGot, replayed{p, bytes.Clone(rec)})
+			return nil
+		}, nil)
+		if err != nil {
+			t.Fatalf("size %d: ReplayReadOnly: %v", size, err)
+		}
+		checkReplayed(t, roGot, recs[:before+nLast], ps[:before+nLast])
+		if (len(roRep.Cuts) == 1) != wantCut {
+			t.Fatalf("size %d: read-only replay reported cuts %+v, want a cut: %v", size, roRep.Cuts, wantCut)
+		}
+		if fi, err := os.Stat(path); err != nil || fi.Size() != int64(size) {
+			t.Fatalf("size %d: read-only replay changed the file: %v, %v", size, fi.Size(), err)
+		}
 		got, rep := replayAll(t, dir, 0)
 		checkReplayed(t, got, recs[:before+nLast], ps[:before+nLast])
 		if wantCut {
