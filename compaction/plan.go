@@ -32,9 +32,14 @@ type Block struct {
 // Options tune the planner. The zero value of a field means its default.
 type Options struct {
 	// MaxBlockSpans is the most spans a merged block may hold; blocks of
-	// half as many or more are not merged again. Default 1,048,576: the
-	// merge holds one block's postings lists in memory (some 100 MB at
-	// this size).
+	// half as many or more are not merged again. Default 262,144, the size
+	// of a full flush (db.DefaultMaxHeadSpans): small blocks (flushes by
+	// age, the stragglers of a flush that touched several partitions) are
+	// merged up to it. Larger blocks are denser, but a trace search reads
+	// the start times of every candidate in the newest block it touches
+	// (blocks are ordered by trace ID, not time), so its cost grows with
+	// the block size: at 300,000 spans per block a service+operation
+	// search takes about twice as long as at 150,000 (bench/RESULTS.md).
 	MaxBlockSpans uint64
 	// MinBlocks is the fewest blocks a group merges. Default 2.
 	MinBlocks int
@@ -53,7 +58,7 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	DefaultMaxBlockSpans = 1 << 20
+	DefaultMaxBlockSpans = 1 << 18
 	DefaultMinBlocks     = 2
 	DefaultSettle        = 5 * time.Minute
 	DefaultMaxLiveBlocks = 16

@@ -22,6 +22,7 @@ import (
 
 	"github.com/tracedb/tracedb/bench"
 	"github.com/tracedb/tracedb/db"
+	"github.com/tracedb/tracedb/retention"
 )
 
 func main() {
@@ -40,6 +41,8 @@ func run() (err error) {
 		keep         = flag.Bool("keep", false, "keep a store this run built")
 		iterations   = flag.Int("iterations", 200, "runs of each query kind")
 		out          = flag.String("out", "", "append the results as a markdown section to this file")
+		compact      = flag.Bool("compact", true, "compact the store before querying, and report the compaction")
+		drop         = flag.Bool("drop", false, "after the queries, drop every partition as a TTL would and report the time and the disk freed (destroys the store's data)")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -65,18 +68,20 @@ func run() (err error) {
 			return err
 		}
 	}
-	d, err := db.Open(storeDir, db.Options{Sync: db.SyncNone})
+	// Background compaction is off: it would run during the queries.
+	d, err := db.Open(storeDir, db.Options{Sync: db.SyncNone, CompactionInterval: -1})
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, d.Close()) }()
-	var total uint64
-	if snap, err := d.Snapshot(ctx); err == nil {
-		for _, r := range snap.Readers {
-			total += r.Info().Spans
+	var extra strings.Builder
+	if *compact {
+		if err := compactStore(ctx, d, storeDir, &extra); err != nil {
+			return err
 		}
 	}
-	fmt.Printf("querying %d spans in %s, %d runs per query\n\n", total, storeDir, *iterations)
+	total, blocks := storeSize(ctx, d)
+	fmt.Printf("querying %d spans in %d blocks in %s, %d runs per query\n\n", total, blocks, storeDir, *iterations)
 	start := time.Now()
 	stats, err := bench.RunQueries(ctx, d, bench.QueryConfig{Iterations: *iterations, Seed: *seed})
 	if err != nil {
@@ -86,6 +91,11 @@ func run() (err error) {
 		return err
 	}
 	fmt.Printf("\n(%.1f s)\n", time.Since(start).Seconds())
+	if *drop {
+		if err := dropAll(ctx, d, storeDir, &extra); err != nil {
+			return err
+		}
+	}
 	if *out == "" {
 		return nil
 	}
@@ -99,7 +109,7 @@ func run() (err error) {
 		origin = fmt.Sprintf("a store built by this run (%s workload, seed %d)", *workloadFlag, *seed)
 	}
 	_, err = fmt.Fprintf(f, "\n## Queries, %s, %d spans (%s, %s)\n\n`go run ./bench/query %s` over %s; %d runs per query, sequential.\n\n%s",
-		time.Now().UTC().Format("2006-01-02"), total, host, fmt.Sprintf("GOMAXPROCS %d", runtime.GOMAXPROCS(0)), joinArgs(os.Args[1:]), origin, *iterations, bench.QueryMarkdown(stats))
+		time.Now().UTC().Format("2006-01-02"), total, host, fmt.Sprintf("GOMAXPROCS %d", runtime.GOMAXPROCS(0)), joinArgs(os.Args[1:]), origin, *iterations, bench.QueryMarkdown(stats)+extra.String())
 	return errors.Join(err, f.Close())
 }
 
@@ -144,3 +154,96 @@ func build(ctx context.Context, dir, workloadName string, spans int, seed uint64
 }
 
 func joinArgs(args []string) string { return strings.Join(args, " ") }
+
+// storeSize returns the spans and blocks of the default tenant.
+func storeSize(ctx context.Context, d *db.DB) (spans uint64, blocks int) {
+	snap, err := d.Snapshot(ctx)
+	if err != nil {
+		return 0, 0
+	}
+	defer snap.Release()
+	for _, r := range snap.Readers {
+		info := r.Info()
+		spans += info.Spans
+		if !info.Head {
+			blocks++
+		}
+	}
+	return spans, blocks
+}
+
+// compactStore runs compaction passes until one merges nothing and
+// reports their throughput and the store's size before and after.
+func compactStore(ctx context.Context, d *db.DB, dir string, md *strings.Builder) error {
+	spans, blocksBefore := storeSize(ctx, d)
+	before, err := bench.MeasureDisk(dir)
+	if err != nil {
+		return err
+	}
+	var total db.CompactResult
+	start := time.Now()
+	for {
+		res, err := d.Compact(ctx)
+		if err != nil {
+			return fmt.Errorf("compact: %w", err)
+		}
+		if res.Groups == 0 {
+			break
+		}
+		total.Groups += res.Groups
+		total.BlocksIn += res.BlocksIn
+		total.SpansIn += res.SpansIn
+		total.SpansOut += res.SpansOut
+		total.BytesIn += res.BytesIn
+		total.BytesOut += res.BytesOut
+	}
+	took := time.Since(start)
+	after, err := bench.MeasureDisk(dir)
+	if err != nil {
+		return err
+	}
+	_, blocksAfter := storeSize(ctx, d)
+	if total.Groups == 0 {
+		fmt.Printf("compaction: nothing to merge (%d blocks)\n\n", blocksBefore)
+		return nil
+	}
+	perSpan := func(b int64) float64 { return float64(b) / float64(max(spans, 1)) }
+	line := fmt.Sprintf("compaction: %d blocks -> %d, %d spans merged in %.1f s (%.0f spans/s), %d exact duplicates dropped; "+
+		"encoded %.1f -> %.1f B/span; on disk %.1f -> %.1f B/span\n",
+		blocksBefore, blocksAfter, total.SpansIn, took.Seconds(), float64(total.SpansIn)/took.Seconds(), total.SpansIn-total.SpansOut,
+		float64(total.BytesIn)/float64(max(total.SpansIn, 1)), float64(total.BytesOut)/float64(max(total.SpansOut, 1)),
+		perSpan(before.Allocated), perSpan(after.Allocated))
+	fmt.Print(line, "\n")
+	fmt.Fprintf(md, "\n%s", line)
+	return nil
+}
+
+// dropAll drops every partition of the store, as a TTL that has passed
+// them all would, and reports the time and the disk given back.
+func dropAll(ctx context.Context, d *db.DB, dir string, md *strings.Builder) error {
+	before, err := bench.MeasureDisk(dir)
+	if err != nil {
+		return err
+	}
+	var drops []retention.Drop
+	for _, p := range d.Partitions() {
+		drops = append(drops, retention.Drop{Partition: p, Reason: retention.ReasonTTL})
+	}
+	start := time.Now()
+	res, err := d.DropPartitions(ctx, drops)
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	after, err := bench.MeasureDisk(dir)
+	if err != nil {
+		return err
+	}
+	line := fmt.Sprintf("TTL drop: %d partitions (%.1f MiB encoded) dropped in %.2f s (value-log files rewritten: %d); on disk %.1f -> %.1f MiB (%.0f%% of the encoded bytes given back)\n",
+		len(res.Dropped), float64(res.BytesDropped)/(1<<20), took.Seconds(), res.ValueLogFreed,
+		float64(before.Allocated)/(1<<20), float64(after.Allocated)/(1<<20),
+		100*float64(before.Allocated-after.Allocated)/float64(max(res.BytesDropped, 1)))
+	fmt.Print("\n", line)
+	fmt.Fprintf(md, "\n%s", line)
+	return nil
+}
