@@ -2,146 +2,168 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/tracedb/tracedb/db"
 	"github.com/tracedb/tracedb/encoding"
+	"github.com/tracedb/tracedb/internal/spangen"
+	"github.com/tracedb/tracedb/query"
 )
 
 func demoCmd() *cobra.Command {
-	var dir string
+	var (
+		dir    string
+		traces int
+		width  int
+	)
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Write a small shop's trace into a store, flush it to disk and read it back",
+		Short: "Fill a store with a small online shop's traces and show what tracedb answers about them",
+		Long: `demo generates the traces of an online shop of 8 services (frontend, cart,
+checkout, payment, product catalog, recommendation, shipping, currency) over
+the last 30 minutes: HTTP and gRPC calls, PostgreSQL, Redis and Kafka, with
+errors carrying exception events, slow outliers and follows-from links. It
+writes them into the store, flushes them into blocks, then runs the
+inspecting commands on the store: services, a search for failed requests,
+the slowest failed trace as a waterfall, the frontend's latency histogram
+and the service graph.`,
 		Example: `  tracedb demo
-  tracedb demo --dir /tmp/tracedb-demo`,
+  tracedb demo --dir /tmp/tracedb-demo --traces 20000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), dir)
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), dir, traces, width)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "tracedb-data", "data directory")
+	cmd.Flags().IntVar(&traces, "traces", 3000, "traces to generate")
+	cmd.Flags().IntVar(&width, "width", 0, "columns of the charts (default $COLUMNS, else 120)")
 	return cmd
 }
 
-// demoSpan is one span of the demo trace: who calls whom, when, how long.
-type demoSpan struct {
-	service, op string
-	kind        ptrace.SpanKind
-	parent      int // index of the parent span; -1 for the root
-	startMs     int
-	durMs       int
-	err         bool
-	attrs       map[string]string
-}
-
-var demoTrace = []demoSpan{
-	{"frontend", "GET /checkout", ptrace.SpanKindServer, -1, 0, 182, false, map[string]string{"http.method": "GET", "http.route": "/checkout"}},
-	{"gateway", "POST /api/orders", ptrace.SpanKindClient, 0, 3, 170, false, nil},
-	{"cart", "GetCart", ptrace.SpanKindServer, 1, 6, 21, false, map[string]string{"user.id": "u-4711"}},
-	{"cache", "GET cart:u-4711", ptrace.SpanKindClient, 2, 7, 2, false, map[string]string{"db.system": "redis"}},
-	{"payment", "Charge", ptrace.SpanKindServer, 1, 30, 140, true, map[string]string{"payment.provider": "acme-pay"}},
-	{"database", "INSERT orders", ptrace.SpanKindClient, 4, 35, 95, false, map[string]string{"db.system": "postgresql"}},
-}
-
-func runDemo(ctx context.Context, out io.Writer, dir string) error {
+// runDemo writes the shop's traces into the store in dir, then shows what
+// the inspecting commands answer about them.
+func runDemo(ctx context.Context, out io.Writer, dir string, traces, width int) error {
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if traces < 1 {
+		return fmt.Errorf("--traces %d: want at least 1", traces)
 	}
 	store, err := db.Open(dir, db.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-
-	now := time.Now()
-	var traceID encoding.TraceID
-	if _, err := rand.Read(traceID[:]); err != nil {
+	now := uint64(time.Now().UnixNano())
+	window := uint64(30 * time.Minute)
+	mix := spangen.NewMix(rand.New(rand.NewPCG(now, 1)))
+	var batch []*encoding.Span
+	var accepted, rejected int
+	write := func() error {
+		res, err := store.Write(ctx, encoding.ToTraces(batch))
+		accepted += res.Accepted
+		rejected += len(res.Rejected)
+		batch = batch[:0]
 		return err
 	}
-	td := ptrace.NewTraces()
-	ids := make([]pcommon.SpanID, len(demoTrace))
-	for i, d := range demoTrace {
-		copy(ids[i][:], traceID[:7])
-		ids[i][7] = byte(i + 1)
-		rs := td.ResourceSpans().AppendEmpty()
-		rs.Resource().Attributes().PutStr("service.name", d.service)
-		s := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
-		s.SetTraceID(pcommon.TraceID(traceID))
-		s.SetSpanID(ids[i])
-		if d.parent >= 0 {
-			s.SetParentSpanID(ids[d.parent])
+	for i := range traces {
+		// Spread the traces evenly over the last 30 minutes.
+		tr := mix.Trace()
+		shift := now - window + window*uint64(i)/uint64(traces) - tr[0].StartUnixNano
+		for _, s := range tr {
+			s.StartUnixNano += shift
+			s.EndUnixNano += shift
+			for j := range s.Events {
+				s.Events[j].TimeUnixNano += shift
+			}
 		}
-		s.SetName(d.op)
-		s.SetKind(d.kind)
-		start := now.Add(time.Duration(d.startMs) * time.Millisecond)
-		s.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
-		s.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(d.durMs) * time.Millisecond)))
-		for k, v := range d.attrs {
-			s.Attributes().PutStr(k, v)
-		}
-		if d.err {
-			s.Status().SetCode(ptrace.StatusCodeError)
-			s.Status().SetMessage("card declined")
+		batch = append(batch, tr...)
+		if len(batch) >= 2000 {
+			if err := write(); err != nil {
+				store.Close()
+				return err
+			}
 		}
 	}
-	res, err := store.Write(ctx, td)
+	if len(batch) > 0 {
+		if err := write(); err != nil {
+			store.Close()
+			return err
+		}
+	}
+	if err := store.Flush(); err != nil {
+		store.Close()
+		return err
+	}
+	fmt.Fprintf(out, "wrote %d traces (%d spans accepted, %d rejected) of the last 30 minutes into %s, flushed into blocks\n",
+		traces, accepted, rejected, dir)
+	// The slowest failed request, to draw.
+	slowest, err := slowestFailed(ctx, store)
+	if cerr := store.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "wrote trace %s: %d spans accepted, %d rejected (store in %s)\n", traceID, res.Accepted, len(res.Rejected), dir)
-	if err := store.Flush(); err != nil {
-		return err
+
+	widthArgs := []string{}
+	if width > 0 {
+		widthArgs = []string{"--width", fmt.Sprint(width)}
 	}
-	fmt.Fprintln(out, "flushed to a columnar block; reading it back:")
-	var spans []*encoding.Span
-	for s, err := range store.TraceSpans(ctx, traceID, db.TimeRange{}) {
-		if err != nil {
-			return err
+	steps := []struct {
+		title string
+		args  []string
+	}{
+		{"Services", []string{"services"}},
+		{"Failed requests at the frontend, newest first", []string{"search", "--service", "frontend", "--tag", "error=true", "--limit", "5"}},
+		{"The slowest failed request", append([]string{"trace", slowest.String()}, widthArgs...)},
+		{"Latency of the frontend", append([]string{"histogram", "--service", "frontend"}, widthArgs...)},
+		{"Service graph", []string{"deps"}},
+	}
+	for _, st := range steps {
+		if st.args[0] == "trace" && slowest.IsZero() {
+			continue
 		}
-		spans = append(spans, s)
+		fmt.Fprintf(out, "\n== %s: tracedb %s\n", st.title, joinArgs(st.args))
+		root := rootCmd()
+		root.SetOut(out)
+		root.SetErr(out)
+		root.SetArgs(append(st.args, "--data-dir", dir))
+		if err := root.ExecuteContext(ctx); err != nil {
+			return fmt.Errorf("tracedb %s: %w", joinArgs(st.args), err)
+		}
 	}
-	printTree(out, spans)
 	return nil
 }
 
-// printTree prints spans as an indented tree under their parents.
-func printTree(out io.Writer, spans []*encoding.Span) {
-	children := map[encoding.SpanID][]*encoding.Span{}
-	var roots []*encoding.Span
-	byID := map[encoding.SpanID]bool{}
-	for _, s := range spans {
-		byID[s.SpanID] = true
+// slowestFailed returns the failed frontend request of longest duration
+// among the newest hundred, or a zero ID when there is none.
+func slowestFailed(ctx context.Context, store *db.DB) (encoding.TraceID, error) {
+	e, err := query.NewEngine(store, query.Options{})
+	if err != nil {
+		return encoding.TraceID{}, err
 	}
-	for _, s := range spans {
-		if s.ParentSpanID.IsZero() || !byID[s.ParentSpanID] {
-			roots = append(roots, s)
-		} else {
-			children[s.ParentSpanID] = append(children[s.ParentSpanID], s)
+	_, sums, err := e.FindTraceSummaries(ctx, query.TraceQuery{Service: "frontend",
+		Attributes: map[string]string{query.ErrorAttribute: "true"}, Limit: 100})
+	if err != nil {
+		return encoding.TraceID{}, err
+	}
+	var best query.TraceSummary
+	for s, err := range sums {
+		if err != nil {
+			return encoding.TraceID{}, err
+		}
+		if s.Duration > best.Duration {
+			best = s
 		}
 	}
-	var walk func(s *encoding.Span, depth int)
-	walk = func(s *encoding.Span, depth int) {
-		mark := ""
-		if s.StatusCode == encoding.StatusError {
-			mark = "  ERROR " + s.StatusMessage
-		}
-		fmt.Fprintf(out, "  %s%-*s %-10s %8s%s\n", strings.Repeat("  ", depth), 24-2*depth, s.Name, s.ServiceName(),
-			time.Duration(s.Duration()).Round(time.Millisecond), mark)
-		for _, c := range children[s.SpanID] {
-			walk(c, depth+1)
-		}
-	}
-	for _, r := range roots {
-		walk(r, 0)
-	}
+	return best.Hit.TraceID, nil
 }
+
+func joinArgs(args []string) string { return strings.Join(args, " ") }
