@@ -30,6 +30,7 @@ var layer = map[string]int{
 	"server":     6,
 	"cmd":        7,
 	"bench":      7,
+	"e2e":        8, // tests that run the binaries; may use anything
 }
 
 func TestImportDirection(t *testing.T) {
