@@ -68,6 +68,7 @@ func RunQueries(ctx context.Context, d *db.DB, cfg QueryConfig) ([]QueryStat, er
 	if err != nil {
 		return nil, err
 	}
+	defer snap.Release()
 	var lo, hi uint64
 	for i, r := range snap.Readers {
 		info := r.Info()
@@ -140,7 +141,7 @@ func RunQueries(ctx context.Context, d *db.DB, cfg QueryConfig) ([]QueryStat, er
 			return search(query.TraceQuery{Service: s.service, Operation: s.name, Attributes: map[string]string{a[0]: a[1]},
 				DurationMin: s.duration / 2, StartTime: whole, Limit: 20})
 		}},
-		{"histogram 24 h, one service (p50)", 20 * time.Millisecond, "p50/p90/p95/p99 from postings", func() (int, error) {
+		{"histogram 24 h, one service (p50)", 20 * time.Millisecond, "p50/p90/p95/p99 from per-block term histograms", func() (int, error) {
 			h, err := e.LatencyHistogram(ctx, query.HistogramQuery{SpanConditions: query.SpanConditions{Service: pick().service, StartTime: lastDay}})
 			return int(h.Total), err
 		}},
