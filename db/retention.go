@@ -10,6 +10,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/tracedb/tracedb/encoding"
+	"github.com/tracedb/tracedb/index"
 	"github.com/tracedb/tracedb/retention"
 )
 
@@ -41,6 +42,8 @@ type RetentionResult struct {
 	BlocksHeld     int              // dropped blocks still held by a snapshot
 	ValueLogFreed  int              // value-log files rewritten and removed
 	BytesDropped   uint64           // encoded bytes of the dropped partitions
+	TracesKept     uint64           // traces the keep rule rewrote into kept partitions
+	SpansKept      uint64           // their spans
 	ReclaimElapsed time.Duration
 }
 
@@ -117,7 +120,7 @@ func (db *DB) dropPartitions(ctx context.Context, drops []retention.Drop) (Reten
 	defer db.inflight.Done()
 	res := RetentionResult{}
 	if len(drops) > 0 {
-		if err := db.drop(drops, &res); err != nil {
+		if err := db.drop(ctx, drops, &res); err != nil {
 			return res, err
 		}
 	}
@@ -126,47 +129,79 @@ func (db *DB) dropPartitions(ctx context.Context, drops []retention.Drop) (Reten
 }
 
 // drop takes the partitions' blocks out of the tenants' lists and deletes
-// their metas.
-func (db *DB) drop(drops []retention.Drop, res *RetentionResult) error {
-	// Flushes publish blocks and delete nothing; holding flushMu keeps
-	// a flush's transaction from interleaving with the metas' deletion.
-	db.flushMu.Lock()
-	defer db.flushMu.Unlock()
-	var gone []droppedBlock
+// their metas; for a drop with Keep, it first writes the traces the keep
+// rule matches into a block of the kept partition, published in the same
+// transaction.
+func (db *DB) drop(ctx context.Context, drops []retention.Drop, res *RetentionResult) error {
+	type planned struct {
+		t      *tenantDB
+		d      retention.Drop
+		blocks []*diskBlock
+		kept   *diskBlock // nil when nothing is kept
+	}
+	// The kept traces are gathered before flushes are held off: it reads
+	// whole partitions. The blocks are pinned meanwhile.
+	var plans []planned
+	defer func() {
+		for _, p := range plans {
+			for _, b := range p.blocks {
+				b.unpin()
+			}
+		}
+	}()
 	for _, d := range drops {
-		db.mu.Lock()
-		t := db.mu.tenants[d.Tenant]
-		db.mu.Unlock()
+		t := db.tenantIfExists(d.Tenant)
 		if t == nil {
 			continue
 		}
-		t.mu.Lock()
-		kept := t.mu.blocks[:0]
-		found := false
-		for _, b := range t.mu.blocks {
-			if b.meta.Partition == d.ID {
-				gone = append(gone, droppedBlock{t.name, b})
-				res.BytesDropped += b.meta.Bytes
-				found = true
-				continue
-			}
-			kept = append(kept, b)
+		blocks := t.partitionBlocks(d.ID)
+		if len(blocks) == 0 {
+			continue
 		}
-		clear(t.mu.blocks[len(kept):])
-		t.mu.blocks = kept
-		t.mu.Unlock()
-		if found {
-			res.Dropped = append(res.Dropped, d)
-			db.metrics.retentionDrops.WithLabelValues(string(d.Reason)).Inc()
+		for _, b := range blocks {
+			b.pin()
+		}
+		p := planned{t: t, d: d, blocks: blocks}
+		plans = append(plans, p)
+		if d.Keep {
+			kept, err := db.keepTraces(ctx, t, d.ID, blocks)
+			if err != nil {
+				return fmt.Errorf("retention: keep traces of tenant %s partition %s: %w", t.name, d.ID, err)
+			}
+			plans[len(plans)-1].kept = kept
 		}
 	}
-	if len(gone) == 0 {
+
+	// Flushes publish blocks and delete nothing; holding flushMu keeps a
+	// flush from adding a block to a partition being dropped meanwhile.
+	db.flushMu.Lock()
+	defer db.flushMu.Unlock()
+	var final []planned
+	for _, p := range plans {
+		if !slices.Equal(p.t.partitionBlocks(p.d.ID), p.blocks) {
+			// A flush added to the partition while its traces were
+			// read: the next pass drops it, with the new block.
+			if p.kept != nil {
+				db.deleteBlockKeys(p.t.name, p.kept.meta)
+			}
+			continue
+		}
+		final = append(final, p)
+	}
+	if len(final) == 0 {
 		return nil
 	}
 	err := db.bdb.Update(func(txn *badger.Txn) error {
-		for _, g := range gone {
-			if err := txn.Delete(g.b.key(encoding.KindBlockMeta, 0)); err != nil {
-				return err
+		for _, p := range final {
+			for _, b := range p.blocks {
+				if err := txn.Delete(b.key(encoding.KindBlockMeta, 0)); err != nil {
+					return err
+				}
+			}
+			if p.kept != nil {
+				if err := txn.Set(p.kept.key(encoding.KindBlockMeta, 0), p.kept.meta.Encode(nil)); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -174,21 +209,217 @@ func (db *DB) drop(drops []retention.Drop, res *RetentionResult) error {
 	if err == nil {
 		err = db.bdb.Sync()
 	}
-	db.dropMu.Lock()
-	for _, g := range gone {
-		g.b.dropped.Store(true)
-		db.dropped = append(db.dropped, g)
-	}
-	db.dropMu.Unlock()
-	db.metrics.blocks.Sub(float64(len(gone)))
 	if err != nil {
-		// The blocks are out of the lists; their metas may come back at
-		// the next open, which then serves them again until the next
-		// pass drops them.
+		for _, p := range final {
+			if p.kept != nil {
+				db.deleteBlockKeys(p.t.name, p.kept.meta)
+			}
+		}
 		return fmt.Errorf("retention: delete block metas: %w", err)
 	}
-	db.log.Info("retention dropped partitions", "partitions", len(res.Dropped), "blocks", len(gone), "bytes", res.BytesDropped)
+	var gone, kept int
+	for _, p := range final {
+		p.t.mu.Lock()
+		p.t.mu.blocks = slices.DeleteFunc(p.t.mu.blocks, func(b *diskBlock) bool { return slices.Contains(p.blocks, b) })
+		if p.kept != nil {
+			p.t.mu.blocks = append(p.t.mu.blocks, p.kept)
+			sortBlocks(p.t.mu.blocks)
+			res.SpansKept += p.kept.meta.Spans
+			res.TracesKept += p.kept.meta.Traces
+			kept++
+		}
+		p.t.mu.Unlock()
+		db.dropMu.Lock()
+		for _, b := range p.blocks {
+			b.dropped.Store(true)
+			db.dropped = append(db.dropped, droppedBlock{p.t.name, b})
+			res.BytesDropped += b.meta.Bytes
+		}
+		db.dropMu.Unlock()
+		gone += len(p.blocks)
+		res.Dropped = append(res.Dropped, p.d)
+		db.metrics.retentionDrops.WithLabelValues(string(p.d.Reason)).Inc()
+	}
+	db.metrics.blocks.Sub(float64(gone - kept))
+	db.log.Info("retention dropped partitions", "partitions", len(res.Dropped), "blocks", gone, "bytes", res.BytesDropped,
+		"traces_kept", res.TracesKept)
 	return nil
+}
+
+// tenantIfExists returns tenant t's state, or nil.
+func (db *DB) tenantIfExists(t string) *tenantDB {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return db.mu.tenants[t]
+}
+
+// partitionBlocks returns t's blocks of partition p, in list order.
+func (t *tenantDB) partitionBlocks(p encoding.PartitionID) []*diskBlock {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []*diskBlock
+	for _, b := range t.mu.blocks {
+		if b.meta.Partition == p {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// keepTraces writes the traces of partition p (whose blocks are given) that
+// the keep rule matches into a new block of p's kept partition, not yet
+// visible, and returns it; nil when no trace matches. A trace matches when a
+// span of it in p or in the partition after p (a trace straddling the
+// boundary) matches, or when a kept partition already holds part of it.
+func (db *DB) keepTraces(ctx context.Context, t *tenantDB, p encoding.PartitionID, blocks []*diskBlock) (*diskBlock, error) {
+	rule := db.opts.Retention.Keep
+	matches := func(s *encoding.Span) bool {
+		return rule.Errors && s.StatusCode == encoding.StatusError ||
+			rule.SlowerThan > 0 && s.Duration() >= uint64(rule.SlowerThan) ||
+			rule.Match != nil && rule.Match(s)
+	}
+	keep := map[encoding.TraceID]bool{}
+	scan := append(slices.Clone(blocks), t.partitionBlocks(p+1)...)
+	for _, b := range scan {
+		ords, err := db.keepCandidates(b, rule)
+		if err != nil {
+			return nil, err
+		}
+		err = b.Spans(ctx, ords, func(_ uint32, s *encoding.Span) error {
+			if matches(s) {
+				keep[s.TraceID] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	// Traces part of which an earlier expiry kept.
+	var keptBlocks []*diskBlock
+	t.mu.RLock()
+	for _, b := range t.mu.blocks {
+		if b.meta.Partition.IsKept() {
+			keptBlocks = append(keptBlocks, b)
+		}
+	}
+	t.mu.RUnlock()
+	if len(keptBlocks) > 0 {
+		for _, b := range blocks {
+			for gi := range b.meta.RowGroups {
+				g, err := b.rowGroup(gi)
+				if err != nil {
+					return nil, err
+				}
+				for i := 0; i < g.Len(); {
+					id := g.TraceID(i)
+					_, hi := g.TraceRange(id)
+					i = hi
+					if keep[id] {
+						continue
+					}
+					for _, kb := range keptBlocks {
+						if kb.MayContainTrace(id) && len(kb.meta.RowGroupsFor(id)) > 0 {
+							found := false
+							err := kb.TraceSpans(ctx, id, func(*encoding.Span) error { found = true; return nil })
+							if err != nil {
+								return nil, err
+							}
+							if found {
+								keep[id] = true
+								break
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	if len(keep) == 0 {
+		return nil, nil
+	}
+	// The kept traces' spans in p, in block order, exact duplicates once.
+	var spans []*encoding.Span
+	for _, b := range blocks {
+		for id := range keep {
+			if !b.MayContainTrace(id) {
+				continue
+			}
+			err := b.TraceSpans(ctx, id, func(s *encoding.Span) error {
+				spans = append(spans, s)
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(spans) == 0 {
+		return nil, nil // the matching spans were all in the next partition
+	}
+	slices.SortStableFunc(spans, compareSpanOrder)
+	bb := db.newBlockBuilder(t.name, p.Kept())
+	var same []*encoding.Span
+	for _, s := range spans {
+		if len(same) > 0 && compareSpanOrder(same[0], s) != 0 {
+			same = same[:0]
+		}
+		if slices.ContainsFunc(same, s.Equal) {
+			continue
+		}
+		same = append(same, s)
+		if err := bb.add(s); err != nil {
+			bb.cancel()
+			db.deleteBlockKeys(t.name, bb.meta)
+			return nil, err
+		}
+	}
+	kb, err := bb.finish(nil)
+	if err != nil {
+		bb.cancel()
+		db.deleteBlockKeys(t.name, bb.meta)
+		return nil, err
+	}
+	return kb, nil
+}
+
+// keepCandidates returns the ordinals of b's spans that may match the keep
+// rule: from the status and duration postings, or every span when the rule
+// has a Match function.
+func (db *DB) keepCandidates(b *diskBlock, rule retention.KeepRule) (index.Postings, error) {
+	all := index.NewRangePostings(0, uint32(b.meta.Spans))
+	if rule.Match != nil {
+		return all, nil
+	}
+	var ps []index.Postings
+	if rule.Errors {
+		p, err := b.Postings(index.Term{Name: index.NameStatus, Value: index.StatusValue(encoding.StatusError)})
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, p)
+	}
+	if rule.SlowerThan > 0 {
+		values, err := b.Values(index.NameDuration)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range values {
+			bucket, ok := index.ParseDurationValue(v)
+			if !ok {
+				return nil, encoding.Corruptf("postings", -1, "block %s: duration term %q", b.meta.ID, v)
+			}
+			if _, hi := index.BucketBounds(bucket); hi <= uint64(rule.SlowerThan) {
+				continue
+			}
+			p, err := b.Postings(index.Term{Name: index.NameDuration, Value: v})
+			if err != nil {
+				return nil, err
+			}
+			ps = append(ps, p)
+		}
+	}
+	return index.Merge(ps...), nil
 }
 
 // reclaim deletes the keys of the dropped blocks no snapshot holds, then

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"encoding/binary"
 	"io/fs"
 	"math/rand/v2"
 	"path/filepath"
@@ -281,4 +282,131 @@ func TestRetentionDiskBudget(t *testing.T) {
 		}
 	}
 	t.Logf("largest directory: %.1f MiB for a budget of %.1f MiB", float64(maxUsage)/(1<<20), float64(budget)/(1<<20))
+}
+
+// TestRetentionKeepsErrorAndSlowTraces: after the TTL, exactly the traces
+// with an error span or a slow span remain, whole (also those straddling
+// two partitions, whichever part matched); after the keep TTL they go too.
+func TestRetentionKeepsErrorAndSlowTraces(t *testing.T) {
+	clock := &manualClock{now: time.Unix(0, int64(spangen.Epoch))}
+	opts := testOptions()
+	opts.Clock = clock
+	opts.PartitionWidth = time.Hour
+	opts.RetentionInterval = time.Hour
+	opts.Retention = retention.Policy{TTL: 2 * time.Hour,
+		Keep: retention.KeepRule{Errors: true, SlowerThan: 5 * time.Second, TTL: 10 * time.Hour}}
+	d := openTest(t, t.TempDir(), opts)
+	defer d.Close()
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(4, 4))
+	type traceInfo struct {
+		spans []*encoding.Span
+		keep  bool
+		hour  int // the hour of its last span
+	}
+	var traces []*traceInfo
+	newSpan := func(tid encoding.TraceID, parent encoding.SpanID, svc string, start, dur uint64) *encoding.Span {
+		s := &encoding.Span{TraceID: tid, ParentSpanID: parent, Name: "op", StartUnixNano: start, EndUnixNano: start + dur,
+			Resource: &encoding.Resource{Attrs: []encoding.KeyValue{encoding.StrKV("service.name", svc)}}, Scope: &encoding.Scope{}}
+		for s.SpanID.IsZero() {
+			binary.BigEndian.PutUint64(s.SpanID[:], r.Uint64())
+		}
+		return s
+	}
+	for h := range 4 {
+		for i := range 200 {
+			var tid encoding.TraceID
+			binary.BigEndian.PutUint64(tid[:8], uint64(h+1))
+			binary.BigEndian.PutUint64(tid[8:], uint64(i+1))
+			start := spangen.Epoch + uint64(h)*uint64(time.Hour) + uint64(10+i)*uint64(time.Second)
+			tr := &traceInfo{hour: h}
+			root := newSpan(tid, encoding.SpanID{}, "front", start, uint64(time.Second))
+			child := newSpan(tid, root.SpanID, "back", start+1000, uint64(100*time.Millisecond))
+			switch i % 20 {
+			case 0:
+				child.StatusCode = encoding.StatusError
+				tr.keep = true
+			case 1:
+				child.EndUnixNano = child.StartUnixNano + uint64(6*time.Second)
+				tr.keep = true
+			}
+			tr.spans = []*encoding.Span{root, child}
+			if i == 199 && h < 3 {
+				// Straddles into the next hour; in hour 0 the error is
+				// in the later part, in hour 1 in the earlier part.
+				late := newSpan(tid, root.SpanID, "late", spangen.Epoch+uint64(h+1)*uint64(time.Hour)+uint64(time.Second), 1000)
+				if h == 0 {
+					late.StatusCode = encoding.StatusError
+					tr.keep = true
+				}
+				if h == 1 {
+					child.StatusCode = encoding.StatusError
+					tr.keep = true
+				}
+				tr.spans = append(tr.spans, late)
+				tr.hour = h + 1
+			}
+			traces = append(traces, tr)
+		}
+	}
+	for h := range 4 {
+		var batch []*encoding.Span
+		for _, tr := range traces {
+			for _, s := range tr.spans {
+				if encoding.PartitionOf(s.StartUnixNano, time.Hour) == encoding.PartitionOf(spangen.Epoch+uint64(h)*uint64(time.Hour), time.Hour) {
+					batch = append(batch, s)
+				}
+			}
+		}
+		mustWrite(t, d, ctx, encoding.ToTraces(batch))
+		if err := d.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(label string, alive func(tr *traceInfo) bool) {
+		t.Helper()
+		for _, tr := range traces {
+			got := collect(t, d, ctx, tr.spans[0].TraceID)
+			if !alive(tr) {
+				if len(got) != 0 {
+					t.Fatalf("%s: trace %s (hour %d, keep %v): %d spans, want none", label, tr.spans[0].TraceID, tr.hour, tr.keep, len(got))
+				}
+				continue
+			}
+			if !sameSpans(got, tr.spans) {
+				t.Fatalf("%s: trace %s (hour %d, keep %v): %d spans, want its %d whole", label, tr.spans[0].TraceID, tr.hour, tr.keep, len(got), len(tr.spans))
+			}
+		}
+	}
+	// At 3:30, hours 0 and 1 (whose spans end by 2:00:01) are past the TTL.
+	clock.Add(3*time.Hour + 30*time.Minute)
+	res, err := d.ApplyRetention(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantKept uint64
+	for _, tr := range traces {
+		if tr.keep && tr.spans[0].StartUnixNano < spangen.Epoch+2*uint64(time.Hour) {
+			wantKept++
+		}
+	}
+	t.Logf("retention: %d partitions dropped, %d traces (%d spans) kept", len(res.Dropped), res.TracesKept, res.SpansKept)
+	// The trace straddling hours 0 and 1 counts in both kept partitions.
+	if len(res.Dropped) != 2 || res.TracesKept != wantKept+1 {
+		t.Fatalf("retention %+v: want 2 partitions dropped and %d traces kept", res, wantKept+1)
+	}
+	check("after the TTL", func(tr *traceInfo) bool {
+		return tr.keep || tr.spans[0].StartUnixNano >= spangen.Epoch+2*uint64(time.Hour)
+	})
+
+	// The kept partitions expire 10 h after their newest span.
+	clock.Add(9 * time.Hour)
+	if _, err := d.ApplyRetention(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range d.Partitions() {
+		if p.ID.IsKept() && p.ID.Window() < encoding.PartitionOf(spangen.Epoch+2*uint64(time.Hour), time.Hour) {
+			t.Errorf("kept partition %s outlived its TTL", p.ID)
+		}
+	}
 }

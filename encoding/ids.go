@@ -117,10 +117,33 @@ func PartitionOf(startNanos uint64, width time.Duration) PartitionID {
 	return PartitionID(startNanos / uint64(width))
 }
 
-// Start returns the first instant of the partition.
+// keptBit marks a kept partition. Spans' own partitions never have it: with
+// the smallest width (one minute) the last partition of 2^64 ns is below
+// 2^29.
+const keptBit PartitionID = 1 << 31
+
+// Kept returns the partition that holds the traces retention keeps longer
+// when p expires (see package retention): a partition of its own, so that
+// it expires on its own TTL.
+func (p PartitionID) Kept() PartitionID { return p | keptBit }
+
+// IsKept reports whether p holds kept traces.
+func (p PartitionID) IsKept() bool { return p&keptBit != 0 }
+
+// Window returns the partition whose time window p covers: p itself, or
+// for a kept partition the partition it was kept from.
+func (p PartitionID) Window() PartitionID { return p &^ keptBit }
+
+// Start returns the first instant of the partition's time window.
 func (p PartitionID) Start(width time.Duration) time.Time {
-	return time.Unix(0, int64(uint64(p)*uint64(width))).UTC()
+	return time.Unix(0, int64(uint64(p.Window())*uint64(width))).UTC()
 }
 
-// String returns the decimal form.
-func (p PartitionID) String() string { return fmt.Sprintf("%d", uint32(p)) }
+// String returns the decimal form, with a "kept:" prefix for a kept
+// partition.
+func (p PartitionID) String() string {
+	if p.IsKept() {
+		return fmt.Sprintf("kept:%d", uint32(p.Window()))
+	}
+	return fmt.Sprintf("%d", uint32(p))
+}

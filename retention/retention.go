@@ -37,14 +37,39 @@ type Policy struct {
 	// DiskBudget, when not 0, drops the oldest partitions (by MaxEnd, over
 	// all tenants) until the partitions kept hold at most DiskBudget
 	// bytes. The newest partition of each tenant is never dropped for the
-	// budget, so that a store over budget still answers for the present.
+	// budget, so that a store over budget still answers for the present;
+	// a partition dropped for the budget keeps nothing longer (Keep).
 	// The budget counts the blocks' encoded bytes; the store's directory
 	// holds besides them the WAL written since the last flush, Badger's
 	// tables and up to one value-log file being filled or awaiting its GC
 	// (db.Options.BadgerValueLogFileBytes): that is the slack to allow
 	// when sizing a disk (db's TestRetentionDiskBudget measures it).
 	DiskBudget uint64
+	// Keep keeps some traces longer than TTL. See KeepRule.
+	Keep KeepRule
 }
+
+// KeepRule keeps the traces that matter past the TTL: when a partition
+// passes its TTL, the traces with a span that has an error status (Errors),
+// or lasts at least SlowerThan, or satisfies Match, are rewritten whole
+// into a kept partition of their own (encoding.PartitionID.Kept), which
+// lives until its newest span is older than TTL; the rest of the partition
+// is dropped. A trace's spans in the partition after it count too, so a
+// trace that straddles two partitions is kept whole when either part
+// matches. The zero value keeps nothing longer.
+type KeepRule struct {
+	Errors     bool
+	SlowerThan time.Duration
+	// Match, when set, is asked about every span of an expiring partition
+	// (for example a compiled structured filter's Match).
+	Match func(*encoding.Span) bool
+	// TTL is how long kept traces live, by their newest span; 0 keeps
+	// them forever.
+	TTL time.Duration
+}
+
+// Enabled reports whether the rule keeps anything.
+func (k KeepRule) Enabled() bool { return k.Errors || k.SlowerThan > 0 || k.Match != nil }
 
 // Validate reports a policy that cannot be applied.
 func (p Policy) Validate() error {
@@ -56,12 +81,18 @@ func (p Policy) Validate() error {
 			return fmt.Errorf("retention TTL %s of tenant %q is negative", ttl, t)
 		}
 	}
+	if p.Keep.SlowerThan < 0 || p.Keep.TTL < 0 {
+		return fmt.Errorf("retention keep rule: slower-than %s and TTL %s must not be negative", p.Keep.SlowerThan, p.Keep.TTL)
+	}
+	if p.Keep.Enabled() && p.Keep.TTL > 0 && p.TTL > 0 && p.Keep.TTL <= p.TTL {
+		return fmt.Errorf("retention keep rule: TTL %s is not longer than the TTL %s", p.Keep.TTL, p.TTL)
+	}
 	return nil
 }
 
 // Enabled reports whether the policy can drop anything.
 func (p Policy) Enabled() bool {
-	if p.TTL > 0 || p.DiskBudget > 0 {
+	if p.TTL > 0 || p.DiskBudget > 0 || p.Keep.Enabled() && p.Keep.TTL > 0 {
 		return true
 	}
 	for _, ttl := range p.TenantTTL {
@@ -89,10 +120,12 @@ const (
 	ReasonBudget Reason = "disk_budget"
 )
 
-// Drop is a partition to drop and why.
+// Drop is a partition to drop and why. When Keep is set, the traces the
+// policy's KeepRule matches are rewritten into the kept partition first.
 type Drop struct {
 	Partition
 	Reason Reason
+	Keep   bool
 }
 
 // Plan returns the partitions of parts that p drops at time now: first
@@ -104,8 +137,12 @@ func Plan(parts []Partition, p Policy, now time.Time) []Drop {
 	var kept []Partition
 	nowNs := uint64(max(now.UnixNano(), 0))
 	for _, part := range parts {
-		if ttl := p.ttlOf(part.Tenant); ttl > 0 && part.MaxEnd+uint64(ttl) < nowNs {
-			drops = append(drops, Drop{part, ReasonTTL})
+		ttl := p.ttlOf(part.Tenant)
+		if part.ID.IsKept() {
+			ttl = p.Keep.TTL
+		}
+		if ttl > 0 && part.MaxEnd+uint64(ttl) < nowNs {
+			drops = append(drops, Drop{part, ReasonTTL, !part.ID.IsKept() && p.Keep.Enabled()})
 			continue
 		}
 		kept = append(kept, part)
@@ -117,6 +154,9 @@ func Plan(parts []Partition, p Policy, now time.Time) []Drop {
 	newest := map[string]encoding.PartitionID{}
 	for _, part := range kept {
 		total += part.Bytes
+		if part.ID.IsKept() {
+			continue
+		}
 		if n, ok := newest[part.Tenant]; !ok || part.ID > n {
 			newest[part.Tenant] = part.ID
 		}
@@ -131,7 +171,7 @@ func Plan(parts []Partition, p Policy, now time.Time) []Drop {
 		if newest[part.Tenant] == part.ID {
 			continue
 		}
-		drops = append(drops, Drop{part, ReasonBudget})
+		drops = append(drops, Drop{part, ReasonBudget, false})
 		total -= part.Bytes
 	}
 	return drops

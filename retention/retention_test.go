@@ -86,3 +86,37 @@ func TestPolicyValidateAndEnabled(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanKeep(t *testing.T) {
+	now := time.Unix(0, int64(100*hour))
+	keptOld := part("a", 0, 80, 10)
+	keptOld.ID = encoding.PartitionID(80).Kept()
+	keptNew := part("a", 0, 95, 10)
+	keptNew.ID = encoding.PartitionID(95).Kept()
+	parts := []Partition{part("a", 90, 90, 100), part("a", 99, 99, 100), keptOld, keptNew}
+	p := Policy{TTL: 5 * time.Hour, Keep: KeepRule{Errors: true, TTL: 15 * time.Hour}}
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	got := Plan(parts, p, now)
+	want := []Drop{{parts[0], ReasonTTL, true}, {keptOld, ReasonTTL, false}}
+	if !slices.Equal(got, want) {
+		t.Errorf("drops %+v, want %+v", got, want)
+	}
+	// The budget may drop kept partitions; each tenant's newest ordinary
+	// partition stays.
+	got = Plan(parts, Policy{DiskBudget: 50, Keep: KeepRule{Errors: true}}, now)
+	var ids []encoding.PartitionID
+	for _, d := range got {
+		ids = append(ids, d.ID)
+		if d.Keep {
+			t.Errorf("a budget drop keeps traces: %+v", d)
+		}
+	}
+	if wantIDs := []encoding.PartitionID{keptOld.ID, 90, keptNew.ID}; !slices.Equal(ids, wantIDs) {
+		t.Errorf("budget drops %v, want %v", ids, wantIDs)
+	}
+	if err := (Policy{TTL: time.Hour, Keep: KeepRule{Errors: true, TTL: time.Hour}}).Validate(); err == nil {
+		t.Error("a keep TTL no longer than the TTL was accepted")
+	}
+}
