@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/tracedb/tracedb/db"
+	"github.com/tracedb/tracedb/query"
 	"github.com/tracedb/tracedb/retention"
 )
 
@@ -77,11 +78,38 @@ type Retention struct {
 	DiskBudget int64 `yaml:"disk_budget_bytes"`
 	// Interval is how often retention runs. Default 1 minute.
 	Interval time.Duration `yaml:"interval"`
+	// Keep keeps the traces that matter longer than TTL.
+	Keep Keep `yaml:"keep"`
 }
 
-// Policy returns the retention policy of r.
-func (r Retention) Policy() retention.Policy {
-	return retention.Policy{TTL: r.TTL, TenantTTL: r.TenantTTL, DiskBudget: uint64(max(r.DiskBudget, 0))}
+// Keep configures retention's keep-longer rule (retention.KeepRule): traces
+// with an error span, a span at least SlowerThan long, or a span matching
+// Filter (the structured filter syntax of query.ParseFilter) are kept for
+// TTL instead of the base TTL.
+type Keep struct {
+	Errors     bool          `yaml:"errors"`
+	SlowerThan time.Duration `yaml:"slower_than"`
+	Filter     string        `yaml:"filter"`
+	TTL        time.Duration `yaml:"ttl"`
+}
+
+// Policy returns the retention policy of r, or an error for a filter that
+// does not parse.
+func (r Retention) Policy() (retention.Policy, error) {
+	p := retention.Policy{TTL: r.TTL, TenantTTL: r.TenantTTL, DiskBudget: uint64(max(r.DiskBudget, 0)),
+		Keep: retention.KeepRule{Errors: r.Keep.Errors, SlowerThan: r.Keep.SlowerThan, TTL: r.Keep.TTL}}
+	if r.Keep.Filter != "" {
+		e, err := query.ParseFilter(r.Keep.Filter)
+		if err != nil {
+			return p, fmt.Errorf("retention.keep.filter: %w", err)
+		}
+		f, err := query.Compile(e)
+		if err != nil {
+			return p, fmt.Errorf("retention.keep.filter: %w", err)
+		}
+		p.Keep.Match = f.Match
+	}
+	return p, nil
 }
 
 // Listen holds the listen addresses ("host:port", or Off).
@@ -247,7 +275,9 @@ func (c Config) Validate() error {
 	check(c.ShutdownTimeout > 0, "shutdown_timeout %s must be positive", c.ShutdownTimeout)
 	check(c.Retention.DiskBudget >= 0, "retention.disk_budget_bytes %d is negative", c.Retention.DiskBudget)
 	check(c.Retention.Interval >= 0, "retention.interval %s is negative", c.Retention.Interval)
-	if err := c.Retention.Policy().Validate(); err != nil {
+	if p, err := c.Retention.Policy(); err != nil {
+		errs = append(errs, err)
+	} else if err := p.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	for t := range c.Retention.TenantTTL {

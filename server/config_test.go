@@ -39,12 +39,26 @@ shutdown_timeout: 3s
 			}
 		}},
 		{name: "retention", yaml: "retention: {ttl: 72h, tenant_ttl: {audit: 720h}, disk_budget_bytes: 1073741824, interval: 30s}\n", check: func(t *testing.T, c Config) {
-			p := c.Retention.Policy()
+			p, err := c.Retention.Policy()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if p.TTL != 72*time.Hour || p.TenantTTL["audit"] != 720*time.Hour || p.DiskBudget != 1<<30 || c.Retention.Interval != 30*time.Second {
 				t.Errorf("got %+v", c.Retention)
 			}
 		}},
 		{name: "negative ttl", yaml: "retention: {ttl: -1h}\n", wantErr: "negative"},
+		{name: "keep", yaml: "retention: {ttl: 24h, keep: {errors: true, slower_than: 2s, filter: 'span.name = \"checkout\"', ttl: 720h}}\n", check: func(t *testing.T, c Config) {
+			p, err := c.Retention.Policy()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !p.Keep.Errors || p.Keep.SlowerThan != 2*time.Second || p.Keep.TTL != 720*time.Hour || p.Keep.Match == nil {
+				t.Errorf("got %+v", p.Keep)
+			}
+		}},
+		{name: "bad keep filter", yaml: "retention: {keep: {filter: 'span.name ='}}\n", wantErr: "retention.keep.filter"},
+		{name: "keep ttl too short", yaml: "retention: {ttl: 24h, keep: {errors: true, ttl: 1h}}\n", wantErr: "not longer"},
 		{name: "bad tenant ttl", yaml: "retention: {tenant_ttl: {\"a b\": 1h}}\n", wantErr: "retention.tenant_ttl"},
 		{name: "unknown key", yaml: "listen: {otlp: x}\n", wantErr: "field otlp not found"},
 		{name: "bad address", yaml: "listen: {admin: nope}\n", wantErr: "listen.admin"},

@@ -105,6 +105,10 @@ func bindServeFlags(fs *pflag.FlagSet, cfg *server.Config) {
 	fs.DurationVar(&cfg.Retention.TTL, "retention.ttl", cfg.Retention.TTL, "drop a partition once its newest span is older than this (0 keeps everything)")
 	fs.Int64Var(&cfg.Retention.DiskBudget, "retention.disk-budget-bytes", cfg.Retention.DiskBudget, "drop the oldest partitions while the blocks hold more bytes than this (0: no budget)")
 	fs.DurationVar(&cfg.Retention.Interval, "retention.interval", cfg.Retention.Interval, "how often retention runs (0: every minute)")
+	fs.BoolVar(&cfg.Retention.Keep.Errors, "retention.keep.errors", cfg.Retention.Keep.Errors, "keep traces with an error span for --retention.keep.ttl")
+	fs.DurationVar(&cfg.Retention.Keep.SlowerThan, "retention.keep.slower-than", cfg.Retention.Keep.SlowerThan, "keep traces with a span at least this long for --retention.keep.ttl")
+	fs.StringVar(&cfg.Retention.Keep.Filter, "retention.keep.filter", cfg.Retention.Keep.Filter, "keep traces with a span matching this structured filter for --retention.keep.ttl")
+	fs.DurationVar(&cfg.Retention.Keep.TTL, "retention.keep.ttl", cfg.Retention.Keep.TTL, "how long kept traces live (0: forever)")
 	fs.BoolVar(&cfg.Admin.Pprof, "admin.pprof", cfg.Admin.Pprof, "serve /debug/pprof/ on the admin listener")
 }
 
@@ -155,8 +159,12 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 func runServe(ctx context.Context, out io.Writer, cfg server.Config, log *slog.Logger, ready func(*server.Server)) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	policy, err := cfg.Retention.Policy()
+	if err != nil {
+		return err
+	}
 	store, err := db.Open(cfg.DataDir, db.Options{Logger: log, Registerer: reg,
-		Retention: cfg.Retention.Policy(), RetentionInterval: cfg.Retention.Interval})
+		Retention: policy, RetentionInterval: cfg.Retention.Interval})
 	if err != nil {
 		return err
 	}
