@@ -42,6 +42,7 @@ func run() (err error) {
 		iterations   = flag.Int("iterations", 200, "runs of each query kind")
 		out          = flag.String("out", "", "append the results as a markdown section to this file")
 		compact      = flag.Bool("compact", true, "compact the store before querying, and report the compaction")
+		headSpans    = flag.Int("head-spans", 0, "db.Options.MaxHeadSpans of a new store: smaller heads make more, smaller blocks for compaction to merge (default the store's, 262,144)")
 		drop         = flag.Bool("drop", false, "after the queries, drop every partition as a TTL would and report the time and the disk freed (destroys the store's data)")
 	)
 	flag.Parse()
@@ -64,7 +65,7 @@ func run() (err error) {
 				err = errors.Join(err, os.RemoveAll(storeDir))
 			}
 		}()
-		if err := build(ctx, storeDir, *workloadFlag, *spans, *seed); err != nil {
+		if err := build(ctx, storeDir, *workloadFlag, *spans, *seed, *headSpans); err != nil {
 			return err
 		}
 	}
@@ -120,7 +121,7 @@ func holdsStore(dir string) bool {
 }
 
 // build generates the workload into a batch file and ingests it into dir.
-func build(ctx context.Context, dir, workloadName string, spans int, seed uint64) (err error) {
+func build(ctx context.Context, dir, workloadName string, spans int, seed uint64, headSpans int) (err error) {
 	var w bench.Workload
 	switch workloadName {
 	case bench.WorkloadClickHouse.String():
@@ -144,7 +145,7 @@ func build(ctx context.Context, dir, workloadName string, spans int, seed uint64
 		return errors.Join(err, f.Close())
 	}
 	fmt.Printf("ingesting into %s\n", dir)
-	res, err := bench.Run(ctx, bench.RunConfig{BatchFile: f.Name(), Dir: dir, Options: db.Options{Sync: db.SyncNone},
+	res, err := bench.Run(ctx, bench.RunConfig{BatchFile: f.Name(), Dir: dir, Options: db.Options{Sync: db.SyncNone, MaxHeadSpans: headSpans, CompactionInterval: -1},
 		Ingest: bench.IngestConfig{Concurrency: 2}, Workload: w, Seed: seed, Batch: 1000})
 	if err != nil {
 		return err
