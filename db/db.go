@@ -138,6 +138,11 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err := db.open(); err != nil {
 		return nil, errors.Join(err, db.closeResources())
 	}
+	if opts.Registerer != nil {
+		if err := db.registerSizeMetrics(opts.Registerer); err != nil {
+			return nil, errors.Join(err, db.Close())
+		}
+	}
 	if opts.ReadOnly {
 		close(db.loopDone)
 	} else {

@@ -1,6 +1,8 @@
 package db
 
 import (
+	"fmt"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -70,4 +72,47 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			m.compactions, m.compactionDuration)
 	}
 	return m
+}
+
+// registerSizeMetrics registers the gauges read at scrape time: the bytes
+// the blocks hold, Badger's LSM tree and value log on disk, and the disk
+// budget (0 when none) for alerting on it.
+func (db *DB) registerSizeMetrics(reg prometheus.Registerer) error {
+	blockBytes := func() float64 {
+		var n uint64
+		for _, p := range db.Partitions() {
+			n += p.Bytes
+		}
+		return float64(n)
+	}
+	badgerSize := func(vlog bool) func() float64 {
+		return func() float64 {
+			db.mu.Lock()
+			defer db.mu.Unlock()
+			if db.mu.closed || db.bdb == nil {
+				return 0
+			}
+			lsm, v := db.bdb.Size()
+			if vlog {
+				return float64(v)
+			}
+			return float64(lsm)
+		}
+	}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tracedb_block_bytes",
+			Help: "Encoded bytes of the blocks (row groups, postings, histograms), all tenants."}, blockBytes),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tracedb_badger_lsm_bytes",
+			Help: "Bytes of Badger's LSM tree files on disk."}, badgerSize(false)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tracedb_badger_vlog_bytes",
+			Help: "Bytes of Badger's value-log files on disk."}, badgerSize(true)),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tracedb_retention_disk_budget_bytes",
+			Help: "The retention disk budget; 0 when there is none."},
+			func() float64 { return float64(db.opts.Retention.DiskBudget) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return nil
 }

@@ -31,6 +31,7 @@ var layer = map[string]int{
 	"cmd":        7,
 	"bench":      7,
 	"e2e":        8, // tests that run the binaries; may use anything
+	"deploy":     8, // alerting rules and dashboards, with their test
 }
 
 func TestImportDirection(t *testing.T) {
