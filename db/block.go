@@ -146,12 +146,26 @@ func (b *diskBlock) rowGroup(i int) (*encoding.RowGroup, error) {
 	return g, nil
 }
 
-// DurationHistogram returns the block's precomputed duration histogram of
-// term t, read once per block.
-func (b *diskBlock) DurationHistogram(t index.Term) ([]index.BucketCount, bool, error) {
+// TermKinds returns the kinds of term t's spans from the block's term
+// histograms (version 2 and later).
+func (b *diskBlock) TermKinds(t index.Term) (uint8, bool, error) {
 	if !index.HistogramTerm(t.Name) {
-		return nil, false, nil
+		return 0, false, nil
 	}
+	h, err := b.termHists()
+	if h == nil || err != nil {
+		return 0, false, err
+	}
+	if !h.KindsKept() {
+		return 0, false, nil
+	}
+	mask, _ := h.Kinds(t) // 0 when no span of the block carries t
+	return mask, true, nil
+}
+
+// termHists returns the block's term histograms, read once; nil when the
+// block has none (written before they existed).
+func (b *diskBlock) termHists() (*index.TermHistograms, error) {
 	b.histsOnce.Do(func() {
 		v, err := b.getOptional(b.key(encoding.KindTermHists, 0))
 		if err != nil || v == nil {
@@ -162,10 +176,20 @@ func (b *diskBlock) DurationHistogram(t index.Term) ([]index.BucketCount, bool, 
 			b.histsErr = fmt.Errorf("block %s: %w", b.meta.ID, err)
 		}
 	})
-	if b.histsErr != nil || b.hists == nil {
-		return nil, false, b.histsErr
+	return b.hists, b.histsErr
+}
+
+// DurationHistogram returns the block's precomputed duration histogram of
+// term t, read once per block.
+func (b *diskBlock) DurationHistogram(t index.Term) ([]index.BucketCount, bool, error) {
+	if !index.HistogramTerm(t.Name) {
+		return nil, false, nil
 	}
-	hist, _ := b.hists.Get(t)
+	h, err := b.termHists()
+	if h == nil || err != nil {
+		return nil, false, err
+	}
+	hist, _ := h.Get(t)
 	return hist, true, nil
 }
 

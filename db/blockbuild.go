@@ -110,6 +110,7 @@ func (b *blockBuilder) finish(edges []encoding.DependencyEdge) (*diskBlock, erro
 
 	pw := index.NewPostingsWriter(nil)
 	bucketOf := make([]uint16, b.n)
+	kindOf := make([]uint8, b.n)
 	var histTerms []index.Term
 	var histLists [][]uint32
 	err := b.postings.ForEach(func(t index.Term, ords []uint32) error {
@@ -121,6 +122,11 @@ func (b *blockBuilder) finish(edges []encoding.DependencyEdge) (*diskBlock, erro
 			}
 			for _, o := range ords {
 				bucketOf[o] = bucket
+			}
+		case t.Name == index.NameKind:
+			k := index.KindBit(t.Value)
+			for _, o := range ords {
+				kindOf[o] = k
 			}
 		case index.HistogramTerm(t.Name):
 			histTerms = append(histTerms, t)
@@ -148,7 +154,7 @@ func (b *blockBuilder) finish(edges []encoding.DependencyEdge) (*diskBlock, erro
 		}
 	}
 	m.PostingsSections = uint32(len(sections))
-	if err := set(encoding.KindTermHists, 0, index.BuildTermHistograms(histTerms, histLists, bucketOf).Encode(nil)); err != nil {
+	if err := set(encoding.KindTermHists, 0, index.BuildTermHistograms(histTerms, histLists, bucketOf, kindOf).Encode(nil)); err != nil {
 		return nil, err
 	}
 	bloom := index.NewBloom(len(b.traceIDs), bloomFPR)

@@ -270,6 +270,7 @@ func (fl *flushTerms) write(spans []flushSpan, pw *index.PostingsWriter) (*index
 	}
 	slices.SortFunc(fl.touched, func(a, b uint32) int { return fl.terms[a].Compare(fl.terms[b]) })
 	bucketOf := make([]uint16, len(spans))
+	kindOf := make([]uint8, len(spans))
 	var histTerms []index.Term
 	var histLists [][]uint32
 	for _, g := range fl.touched {
@@ -282,12 +283,17 @@ func (fl *flushTerms) write(spans []flushSpan, pw *index.PostingsWriter) (*index
 			for _, ord := range fl.lists[g] {
 				bucketOf[ord] = b
 			}
+		case t.Name == index.NameKind:
+			k := index.KindBit(t.Value)
+			for _, ord := range fl.lists[g] {
+				kindOf[ord] = k
+			}
 		case index.HistogramTerm(t.Name):
 			histTerms = append(histTerms, t)
 			histLists = append(histLists, fl.lists[g])
 		}
 	}
-	hists := index.BuildTermHistograms(histTerms, histLists, bucketOf)
+	hists := index.BuildTermHistograms(histTerms, histLists, bucketOf, kindOf)
 	for _, g := range fl.touched {
 		if err := pw.Add(fl.terms[g], fl.lists[g]); err != nil {
 			return nil, err

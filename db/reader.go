@@ -53,6 +53,10 @@ type BlockReader interface {
 	// histogram then means no span carries t). When known is false the
 	// caller counts from postings.
 	DurationHistogram(t index.Term) (hist []index.BucketCount, known bool, err error)
+	// TermKinds returns the span kinds of the spans carrying term t (a
+	// service or operation term) as a mask, bit k for kind k and
+	// index.KindOther for any other, when the reader keeps it (known true).
+	TermKinds(t index.Term) (mask uint8, known bool, err error)
 	// Edges returns the service-graph calls counted with this reader's
 	// spans (see encoding.DependencyEdge), sorted by encoding.SortEdges;
 	// every call is in exactly one reader. The slice must not be modified.

@@ -15,7 +15,12 @@ import (
 type TermHistograms struct {
 	terms []Term // sorted
 	hists [][]BucketCount
+	kinds []uint8 // per term, bit k set when a span of kind k carries it; nil when not kept (version 1)
 }
+
+// NoKinds is the kind mask BuildTermHistograms is given for spans whose
+// kind is unknown to the caller.
+const NoKinds uint8 = 0
 
 // BucketCount is the number of spans in one duration bucket.
 type BucketCount struct {
@@ -29,19 +34,22 @@ func HistogramTerm(name string) bool { return name == NameService || name == Nam
 
 // BuildTermHistograms returns the histograms of the terms of terms (sorted,
 // those for which HistogramTerm holds are used) whose spans are lists[i];
-// bucketOf maps a span's ordinal to its duration bucket.
-func BuildTermHistograms(terms []Term, lists [][]uint32, bucketOf []uint16) *TermHistograms {
-	h := &TermHistograms{}
+// bucketOf maps a span's ordinal to its duration bucket and kindOf to its
+// span kind (0 to 7), recorded per term as a mask of the kinds seen.
+func BuildTermHistograms(terms []Term, lists [][]uint32, bucketOf []uint16, kindOf []uint8) *TermHistograms {
+	h := &TermHistograms{kinds: []uint8{}}
 	counts := make([]uint32, NumBuckets)
 	for i, t := range terms {
 		if !HistogramTerm(t.Name) {
 			continue
 		}
 		lo, hi := uint16(NumBuckets-1), uint16(0)
+		var mask uint8
 		for _, ord := range lists[i] {
 			b := bucketOf[ord]
 			counts[b]++
 			lo, hi = min(lo, b), max(hi, b)
+			mask |= 1 << (kindOf[ord] & 7)
 		}
 		var hist []BucketCount
 		for b := lo; b <= hi && len(lists[i]) > 0; b++ {
@@ -52,8 +60,40 @@ func BuildTermHistograms(terms []Term, lists [][]uint32, bucketOf []uint16) *Ter
 		}
 		h.terms = append(h.terms, t)
 		h.hists = append(h.hists, hist)
+		h.kinds = append(h.kinds, mask)
 	}
 	return h
+}
+
+// KindsKept reports whether the histograms keep each term's kinds (version
+// 2 and later).
+func (h *TermHistograms) KindsKept() bool { return h.kinds != nil }
+
+// Kinds returns the mask of the span kinds (bit k for kind k) of the spans
+// carrying term t; known is false when the histograms do not keep kinds
+// (version 1) or t has none.
+func (h *TermHistograms) Kinds(t Term) (mask uint8, known bool) {
+	if h.kinds == nil {
+		return 0, false
+	}
+	i := sort.Search(len(h.terms), func(i int) bool { return h.terms[i].Compare(t) >= 0 })
+	if i == len(h.terms) || h.terms[i] != t {
+		return 0, false
+	}
+	return h.kinds[i], true
+}
+
+// KindOther is the kind bit of the spans whose kind is not one of OTLP's
+// six (0 to 5) or 6: a reader must count those from postings.
+const KindOther uint8 = 7
+
+// KindBit returns the bit number of a kind term's value (KindValue) in a
+// kind mask: the kind itself for "0" to "6", else KindOther.
+func KindBit(v string) uint8 {
+	if len(v) != 1 || v[0] < '0' || v[0] > '6' {
+		return KindOther
+	}
+	return v[0] - '0'
 }
 
 // Get returns the histogram of term t, ascending by bucket; false when t
@@ -72,7 +112,7 @@ func (h *TermHistograms) Len() int { return len(h.terms) }
 // Term histograms format constants.
 const (
 	TermHistMagic   uint32 = 0x54444848 // "TDHH"
-	TermHistVersion byte   = 1
+	TermHistVersion byte   = 2 // 2 added the kind mask of each term; 1 is still read
 )
 
 // Encode appends h's encoding to dst.
@@ -80,11 +120,18 @@ func (h *TermHistograms) Encode(dst []byte) []byte {
 	e := encoding.Encbuf{B: dst}
 	start := len(dst)
 	e.PutBE32(TermHistMagic)
-	e.PutByte(TermHistVersion)
+	if h.kinds == nil {
+		e.PutByte(1) // decoded from version 1: no kinds to write
+	} else {
+		e.PutByte(TermHistVersion)
+	}
 	e.PutUvarint(uint64(len(h.terms)))
 	for i, t := range h.terms {
 		e.PutUvarintString(t.Name)
 		e.PutUvarintString(t.Value)
+		if h.kinds != nil {
+			e.PutByte(h.kinds[i])
+		}
 		e.PutUvarint(uint64(len(h.hists[i])))
 		prev := -1
 		for _, bc := range h.hists[i] {
@@ -112,8 +159,9 @@ func DecodeTermHistograms(b []byte) (*TermHistograms, error) {
 	if magic := d.BE32(); magic != TermHistMagic {
 		return nil, encoding.Corruptf(what, 0, "bad magic %08x", magic)
 	}
-	if v := d.Byte(); v != TermHistVersion {
-		return nil, encoding.Corruptf(what, 4, "unknown version %d (this build knows %d)", v, TermHistVersion)
+	v := d.Byte()
+	if v != 1 && v != TermHistVersion {
+		return nil, encoding.Corruptf(what, 4, "unknown version %d (this build knows 1 to %d)", v, TermHistVersion)
 	}
 	n := d.UvarintInt(d.Len() / 3)
 	h := &TermHistograms{}
@@ -121,10 +169,16 @@ func DecodeTermHistograms(b []byte) (*TermHistograms, error) {
 		h.terms = make([]Term, n)
 		h.hists = make([][]BucketCount, n)
 	}
+	if v >= 2 {
+		h.kinds = make([]uint8, len(h.terms))
+	}
 	for i := range h.terms {
 		h.terms[i] = Term{Name: d.UvarintString(), Value: d.UvarintString()}
 		if i > 0 && d.Err() == nil && h.terms[i].Compare(h.terms[i-1]) <= 0 {
 			d.Fail("terms out of order")
+		}
+		if h.kinds != nil {
+			h.kinds[i] = d.Byte()
 		}
 		k := d.UvarintInt(min(NumBuckets, d.Len()/2))
 		if k > 0 && d.Err() == nil {
@@ -154,5 +208,6 @@ func DecodeTermHistograms(b []byte) (*TermHistograms, error) {
 
 // equalHists reports whether two histogram sets are equal (for tests).
 func equalHists(a, b *TermHistograms) bool {
-	return slices.Equal(a.terms, b.terms) && slices.EqualFunc(a.hists, b.hists, func(x, y []BucketCount) bool { return slices.Equal(x, y) })
+	return slices.Equal(a.terms, b.terms) && slices.Equal(a.kinds, b.kinds) &&
+		slices.EqualFunc(a.hists, b.hists, func(x, y []BucketCount) bool { return slices.Equal(x, y) })
 }

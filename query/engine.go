@@ -53,6 +53,10 @@ type BlockReader interface {
 	// operation term) counted by duration bucket when the reader keeps
 	// such counts (known true); otherwise the engine counts from postings.
 	DurationHistogram(t index.Term) (hist []index.BucketCount, known bool, err error)
+	// TermKinds returns the span kinds of the spans carrying term t (a
+	// service or operation term) as a mask, bit k for kind k and
+	// index.KindOther for any other, when the reader keeps it (known true).
+	TermKinds(t index.Term) (mask uint8, known bool, err error)
 	// Edges returns the service-graph calls counted with the reader's
 	// spans, sorted by encoding.SortEdges; every call is in exactly one
 	// reader.

@@ -152,8 +152,24 @@ func readerOperations(rd BlockReader, q OperationQuery, seen map[Operation]struc
 		wanted []int32
 	)
 	for _, op := range ops {
-		// Only the kinds not yet seen with this name are asked about.
 		name := op[len(prefix):]
+		// The block's kind masks answer for unambiguous operation terms
+		// whose spans all have one of OTLP's kinds.
+		if strings.Count(op, opSep) == 1 {
+			mask, known, err := rd.TermKinds(index.Term{Name: index.NameOperation, Value: op})
+			if err != nil {
+				return fmt.Errorf("kinds of operation %q: %w", op, err)
+			}
+			if known && mask&(1<<index.KindOther) == 0 {
+				for k := range int32(index.KindOther) {
+					if mask&(1<<k) != 0 && (!q.ByKind || q.Kind == k) {
+						seen[Operation{Name: name, Kind: k}] = struct{}{}
+					}
+				}
+				continue
+			}
+		}
+		// Only the kinds not yet seen with this name are asked about.
 		each, wanted = each[:0], wanted[:0]
 		for i, k := range kinds {
 			if _, ok := seen[Operation{Name: name, Kind: k}]; !ok {

@@ -29,6 +29,20 @@ func (r failingReader) Postings(t index.Term) (index.Postings, error) {
 	return r.BlockReader.Postings(t)
 }
 
+func (r failingReader) TermKinds(t index.Term) (uint8, bool, error) {
+	if r.fail == "postings" {
+		return 0, false, errInjected // the kinds are index data too
+	}
+	return r.BlockReader.TermKinds(t)
+}
+
+func (r failingReader) DurationHistogram(t index.Term) ([]index.BucketCount, bool, error) {
+	if r.fail == "postings" {
+		return nil, false, errInjected
+	}
+	return r.BlockReader.DurationHistogram(t)
+}
+
 func (r failingReader) Values(name string) ([]string, error) {
 	if r.fail == "values" {
 		return nil, errInjected

@@ -45,11 +45,13 @@ func inspectCmds() []*cobra.Command {
 type storeFlags struct {
 	dataDir string
 	tenant  string
+	remote  remoteFlags // --server and its flags (remote.go)
 }
 
 func (f *storeFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&f.dataDir, "data-dir", defaultInspectDataDir, "data directory of the store")
-	fs.StringVar(&f.tenant, "tenant", db.DefaultTenant, "tenant to read or write")
+	fs.StringVar(&f.tenant, "tenant", db.DefaultTenant, "tenant to read or write (with --server, sent as the x-tenant header)")
+	f.remote.bind(fs)
 }
 
 // errStoreInUse is returned when another process holds the store open.
@@ -66,6 +68,9 @@ const badgerLockMessage = "Another process is using this Badger database"
 func (f *storeFlags) open(ctx context.Context, create bool) (*db.DB, context.Context, error) {
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if f.remote.set() {
+		return nil, nil, errNoServerMode
 	}
 	if err := db.ValidateTenant(f.tenant); err != nil {
 		return nil, nil, fmt.Errorf("--tenant: %w", err)

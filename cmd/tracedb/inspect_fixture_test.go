@@ -160,11 +160,12 @@ func fixtureStore(t *testing.T) string {
 	return dir
 }
 
-// testRoot is the root command with the inspecting commands, as main.go
-// builds it.
+// testRoot is the root command with the inspecting and maintenance
+// commands, as main.go builds it.
 func testRoot() *cobra.Command {
 	root := &cobra.Command{Use: "tracedb", SilenceUsage: true, SilenceErrors: true}
 	root.AddCommand(inspectCmds()...)
+	root.AddCommand(maintenanceCmds()...)
 	return root
 }
 

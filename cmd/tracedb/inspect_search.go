@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -74,50 +75,72 @@ func (o *searchOpts) run(ctx context.Context, out, errw io.Writer, now time.Time
 		DurationMin: c.DurationMin, DurationMax: c.DurationMax, Filter: c.Filter,
 		Limit: o.limit, PageToken: o.pageToken,
 	}
+	if o.store.remote.set() {
+		return o.store.withRemote(ctx, func(ctx context.Context, r *remote) error {
+			return o.print(out, errw, func(fn func(remoteSummary) error) (string, error) {
+				return remoteSearch(ctx, r, c, o.limit, o.pageToken, fn)
+			})
+		})
+	}
 	return o.store.withStore(ctx, false, func(ctx context.Context, store *db.DB) error {
 		e, err := engine(store)
 		if err != nil {
 			return err
 		}
-		next, sums, err := e.FindTraceSummaries(ctx, q)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-		enc := json.NewEncoder(out)
-		if o.output == "table" {
-			fmt.Fprintln(tw, "TRACE ID\tSTART\tDURATION\tSPANS\tERRORS\tROOT")
-		}
-		n := 0
-		for s, err := range sums {
+		return o.print(out, errw, func(fn func(remoteSummary) error) (string, error) {
+			next, sums, err := e.FindTraceSummaries(ctx, q)
 			if err != nil {
-				return err
+				return "", err
 			}
-			n++
-			if o.output == "json" {
-				err := enc.Encode(jsonSummary{TraceID: s.Hit.TraceID.String(), Start: formatTimeNano(s.Start),
-					DurationNanos: s.Duration, Spans: s.SpanCount, Errors: s.ErrorCount,
-					RootService: s.RootService, RootOperation: s.RootOperation, Services: s.Services})
+			for s, err := range sums {
 				if err != nil {
-					return err
+					return "", err
 				}
-				continue
+				err := fn(remoteSummary{id: s.Hit.TraceID, start: s.Start, duration: s.Duration, spans: s.SpanCount,
+					errors: s.ErrorCount, rootSvc: s.RootService, rootOp: s.RootOperation, services: s.Services})
+				if err != nil {
+					return "", err
+				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s: %s\n", s.Hit.TraceID, formatTime(s.Start),
-				render.FormatDuration(s.Duration), s.SpanCount, s.ErrorCount, s.RootService, s.RootOperation)
+			return next, nil
+		})
+	})
+}
+
+// print prints the summaries that each calls back with, as a table or
+// JSON lines, and the hint of a next page.
+func (o *searchOpts) print(out, errw io.Writer, each func(fn func(remoteSummary) error) (string, error)) error {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	enc := json.NewEncoder(out)
+	if o.output == "table" {
+		fmt.Fprintln(tw, "TRACE ID\tSTART\tDURATION\tSPANS\tERRORS\tROOT")
+	}
+	n := 0
+	next, err := each(func(s remoteSummary) error {
+		n++
+		if o.output == "json" {
+			return enc.Encode(jsonSummary{TraceID: s.id.String(), Start: formatTimeNano(s.start),
+				DurationNanos: s.duration, Spans: s.spans, Errors: s.errors,
+				RootService: s.rootSvc, RootOperation: s.rootOp, Services: s.services})
 		}
-		if o.output == "table" {
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "%d traces\n", n)
-		}
-		if next != "" {
-			// A hint for a person: on stderr, out of the way of pipes.
-			fmt.Fprintf(errw, "more traces match: raise --limit, or continue with --page-token %s\n", next)
-		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s: %s\n", s.id, formatTime(s.start),
+			render.FormatDuration(s.duration), s.spans, s.errors, s.rootSvc, s.rootOp)
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if o.output == "table" {
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%d traces\n", n)
+	}
+	if next != "" {
+		// A hint for a person: on stderr, out of the way of pipes.
+		fmt.Fprintf(errw, "more traces match: raise --limit, or continue with --page-token %s\n", next)
+	}
+	return nil
 }
 
 func servicesCmd() *cobra.Command {
@@ -135,6 +158,21 @@ func servicesCmd() *cobra.Command {
 			tr, err := rng.timeRange(time.Now())
 			if err != nil {
 				return err
+			}
+			if store.remote.set() {
+				if rng.start.set() || rng.end.set() {
+					return errors.New("--start and --end are not supported with --server: the storage API lists every service")
+				}
+				return store.withRemote(cmd.Context(), func(ctx context.Context, r *remote) error {
+					svcs, err := remoteServices(ctx, r)
+					if err != nil {
+						return err
+					}
+					for _, svc := range svcs {
+						fmt.Fprintln(cmd.OutOrStdout(), svc)
+					}
+					return nil
+				})
 			}
 			return store.withStore(cmd.Context(), false, func(ctx context.Context, s *db.DB) error {
 				e, err := engine(s)
@@ -183,6 +221,27 @@ func operationsCmd() *cobra.Command {
 			if q.StartTime, err = rng.timeRange(time.Now()); err != nil {
 				return err
 			}
+			if store.remote.set() {
+				if rng.start.set() || rng.end.set() {
+					return errors.New("--start and --end are not supported with --server: the storage API lists every operation")
+				}
+				return store.withRemote(cmd.Context(), func(ctx context.Context, r *remote) error {
+					wire := ""
+					if q.ByKind {
+						wire = kindName(q.Kind)
+					}
+					ops, err := remoteOperations(ctx, r, q.Service, wire)
+					if err != nil {
+						return err
+					}
+					tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+					fmt.Fprintln(tw, "OPERATION\tKIND")
+					for _, op := range ops {
+						fmt.Fprintf(tw, "%s\t%s\n", op.name, op.kind)
+					}
+					return tw.Flush()
+				})
+			}
 			return store.withStore(cmd.Context(), false, func(ctx context.Context, s *db.DB) error {
 				e, err := engine(s)
 				if err != nil {
@@ -229,6 +288,15 @@ writes Graphviz; render it with dot -Tsvg.`,
 			tr, err := rng.timeRange(time.Now())
 			if err != nil {
 				return err
+			}
+			if store.remote.set() {
+				return store.withRemote(cmd.Context(), func(ctx context.Context, r *remote) error {
+					links, err := remoteDeps(ctx, r, tr, time.Now())
+					if err != nil {
+						return err
+					}
+					return writeDeps(cmd.OutOrStdout(), links, output)
+				})
 			}
 			return store.withStore(cmd.Context(), false, func(ctx context.Context, s *db.DB) error {
 				e, err := engine(s)

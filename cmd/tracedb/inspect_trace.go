@@ -71,6 +71,28 @@ func (o *traceOpts) run(ctx context.Context, out io.Writer, id encoding.TraceID)
 	if err != nil {
 		return err
 	}
+	if o.store.remote.set() {
+		return o.store.withRemote(ctx, func(ctx context.Context, r *remote) error {
+			var otlp io.Writer
+			if o.output == "otlp-json" {
+				otlp = out
+			}
+			spans, more, err := remoteTrace(ctx, r, id, o.maxSpans, otlp)
+			if err != nil {
+				return err
+			}
+			if otlp != nil {
+				return nil
+			}
+			if len(spans) == 0 {
+				return fmt.Errorf("trace %s not found on %s (tenant %s)", id, o.store.remote.addr, o.store.tenant)
+			}
+			if o.output == "json" {
+				return writeTraceJSON(out, id, spans, more)
+			}
+			return writeWaterfall(out, id, spans, more, outputWidth(o.width), color)
+		})
+	}
 	return o.store.withStore(ctx, false, func(ctx context.Context, store *db.DB) error {
 		if o.output == "otlp-json" {
 			return writeOTLPJSON(ctx, out, store, id)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -11,9 +10,9 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -45,8 +44,11 @@ const (
 	// maxDelimitedMessage bounds one length-delimited message on import,
 	// so a corrupt length cannot ask for unbounded memory.
 	maxDelimitedMessage = 256 << 20
-	// progressEvery is how often a progress line is redrawn.
+	// progressEvery is how often the progress bar is redrawn at most.
 	progressEvery = 200 * time.Millisecond
+	// progressStep is how many spans export reads between two moves of
+	// the progress bar.
+	progressStep = 1024
 )
 
 type exportOpts struct {
@@ -111,7 +113,7 @@ func (o *exportOpts) run(ctx context.Context, stdout, stderr io.Writer) (err err
 	}
 	return o.store.withStore(ctx, false, func(ctx context.Context, store *db.DB) error {
 		bw := bufio.NewWriterSize(out, 1<<20)
-		n, err := exportSpans(ctx, store, tr, bw, o.format, o.batch, newProgress(stderr, "export"))
+		n, err := exportSpans(ctx, store, tr, bw, o.format, o.batch, stderr)
 		if err != nil {
 			return err
 		}
@@ -127,7 +129,7 @@ func (o *exportOpts) run(ctx context.Context, stdout, stderr io.Writer) (err err
 
 // exportSpans writes the spans of the context's tenant that start in tr
 // to w in format, batch spans per TracesData, and returns their number.
-func exportSpans(ctx context.Context, store *db.DB, tr db.TimeRange, w io.Writer, format string, batch int, prog *progress) (uint64, error) {
+func exportSpans(ctx context.Context, store *db.DB, tr db.TimeRange, w io.Writer, format string, batch int, stderr io.Writer) (uint64, error) {
 	snap, err := store.Snapshot(ctx)
 	if err != nil {
 		return 0, err
@@ -146,6 +148,8 @@ func exportSpans(ctx context.Context, store *db.DB, tr db.TimeRange, w io.Writer
 	for _, r := range readers {
 		todo += r.Info().Spans
 	}
+	prog := newProgress(stderr, "export", int64(min(todo, 1<<63-1)), false, "spans")
+	defer prog.clear() // on an error, before it is printed
 	var (
 		done, written uint64
 		buf           []byte
@@ -164,12 +168,14 @@ func exportSpans(ctx context.Context, store *db.DB, tr db.TimeRange, w io.Writer
 		info := r.Info()
 		if info.Spans == 0 || info.MaxStart < tr.Start || info.MinStart > end {
 			done += info.Spans
+			prog.set(int64(done))
 			continue
 		}
 		ords := index.NewRangePostings(0, uint32(min(info.Spans, 1<<32-1)))
 		err := r.Spans(ctx, ords, func(_ uint32, s *encoding.Span) error {
-			done++
-			prog.update(func() string { return fmt.Sprintf("%d of %d spans read, %d written", done, todo, written) })
+			if done++; done%progressStep == 0 {
+				prog.set(int64(done))
+			}
 			if s.StartUnixNano < tr.Start || s.StartUnixNano > end {
 				return nil
 			}
@@ -279,7 +285,8 @@ func (o *importOpts) run(ctx context.Context, stdin io.Reader, stdout, stderr io
 		}
 	}
 	return o.store.withStore(ctx, true, func(ctx context.Context, store *db.DB) error {
-		prog := newProgress(stderr, "import")
+		prog := newProgress(stderr, "import", size, size > 0, "spans")
+		defer prog.clear() // on an error, before it is printed
 		var accepted, rejected, messages int
 		start := time.Now()
 		err := readTraces(br, format, func(td ptrace.Traces) error {
@@ -296,13 +303,11 @@ func (o *importOpts) run(ctx context.Context, stdin io.Reader, stdout, stderr io
 				}
 				rejected++
 			}
-			prog.update(func() string {
-				s := fmt.Sprintf("%d spans imported", accepted)
-				if size > 0 {
-					s += fmt.Sprintf(", %.0f%% of %s read", 100*float64(cr.n-int64(br.Buffered()))/float64(size), formatBytes(uint64(size)))
-				}
-				return s
-			})
+			if size > 0 {
+				prog.set(cr.n - int64(br.Buffered()))
+			} else {
+				prog.set(int64(accepted))
+			}
 			return nil
 		})
 		if err != nil {
@@ -414,65 +419,66 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// progress redraws one status line on w, at most every progressEvery, and
-// only when w is a terminal: piped or redirected stderr stays clean.
+// progress draws a progress bar (github.com/schollz/progressbar) on w,
+// only when w is a terminal: piped or redirected stderr, and the tests,
+// stay clean and deterministic.
 type progress struct {
-	w      io.Writer
-	what   string
-	on     bool
-	last   time.Time
-	drawn  int // runes of the line on screen
-	shown  bool
-	clock  func() time.Time
-	buffer bytes.Buffer
+	w    io.Writer
+	what string
+	bar  *progressbar.ProgressBar // nil when w is not a terminal
 }
 
-func newProgress(w io.Writer, what string) *progress {
-	return &progress{w: w, what: what, on: isTerminal(w), clock: time.Now}
-}
-
-// update redraws the line with text's result, when due; text is not
-// called otherwise.
-func (p *progress) update(text func() string) {
-	if !p.on {
-		return
+// newProgress returns a bar counting up to total (-1: unknown) units,
+// bytes when bytes is set, else unit.
+func newProgress(w io.Writer, what string, total int64, bytes bool, unit string) *progress {
+	p := &progress{w: w, what: what}
+	if !isTerminal(w) {
+		return p
 	}
-	now := p.clock()
-	if now.Sub(p.last) < progressEvery {
-		return
+	opts := []progressbar.Option{
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionThrottle(progressEvery),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionSetPredictTime(total > 0),
+		progressbar.OptionSetElapsedTime(true),
+		// No spinner ticker: it would be a goroutine that only a finished
+		// bar stops, and a failed import never finishes its bar.
+		progressbar.OptionSetSpinnerChangeInterval(0),
 	}
-	p.last = now
-	p.draw(p.what + ": " + text())
+	if bytes {
+		opts = append(opts, progressbar.OptionShowBytes(true), progressbar.OptionUseIECUnits(true))
+	} else {
+		opts = append(opts, progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString(unit))
+	}
+	p.bar = progressbar.NewOptions64(total, opts...)
+	return p
 }
 
-func (p *progress) draw(line string) {
-	p.buffer.Reset()
-	p.buffer.WriteByte('\r')
-	p.buffer.WriteString(line)
-	if n := len([]rune(line)); n < p.drawn {
-		p.buffer.WriteString(strings.Repeat(" ", p.drawn-n))
+// set moves the bar to n units done.
+func (p *progress) set(n int64) {
+	if p.bar != nil {
+		_ = p.bar.Set64(n)
 	}
-	p.drawn = len([]rune(line))
-	p.shown = true
-	_, _ = p.w.Write(p.buffer.Bytes())
 }
 
-// clear removes the line, so that another message can be printed.
+// clear removes the bar, so that another message can be printed; the next
+// set draws it again.
 func (p *progress) clear() {
-	if !p.on || !p.shown {
-		return
+	if p.bar != nil {
+		_ = p.bar.Clear()
 	}
-	_, _ = fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.drawn))
-	p.drawn, p.shown = 0, false
 }
 
-// finish replaces the line with a last one (none when line is ""), ended
-// by a newline.
+// finish removes the bar and prints a last line (none when line is ""),
+// ended by a newline.
 func (p *progress) finish(line string) {
-	if !p.on {
+	if p.bar == nil {
 		return
 	}
-	p.clear()
+	_ = p.bar.Exit()
+	_ = p.bar.Clear()
 	if line != "" {
 		_, _ = fmt.Fprintf(p.w, "%s: %s\n", p.what, line)
 	}

@@ -24,5 +24,6 @@ func rootCmd() *cobra.Command {
 	}
 	root.AddCommand(demoCmd(), serveCmd())
 	root.AddCommand(inspectCmds()...)
+	root.AddCommand(maintenanceCmds()...)
 	return root
 }
