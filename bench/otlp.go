@@ -547,7 +547,8 @@ func dialAll(addr string, n int) ([]*grpc.ClientConn, func() error, error) {
 func inProcessConfig(dir string) server.Config {
 	c := server.DefaultConfig()
 	c.DataDir = dir
-	c.Listen = server.Listen{Storage: server.Off, Admin: server.Off, OTLPGRPC: "127.0.0.1:0", OTLPHTTP: server.Off}
+	c.Listen = server.Listen{Storage: server.Off, Admin: server.Off, OTLPGRPC: "127.0.0.1:0", OTLPHTTP: server.Off,
+		SamplingHTTP: server.Off, SamplingGRPC: server.Off}
 	return c
 }
 
@@ -679,7 +680,8 @@ func (c *child) output() string {
 func startChild(ctx context.Context, binary, dir string, log io.Writer) (*child, error) {
 	cmd := exec.Command(binary, "serve", "--data-dir", dir,
 		"--listen.otlp-grpc", "127.0.0.1:0", "--listen.admin", "127.0.0.1:0",
-		"--listen.storage", server.Off, "--listen.otlp-http", server.Off, "--log-level", "warn")
+		"--listen.storage", server.Off, "--listen.otlp-http", server.Off,
+		"--listen.sampling-http", server.Off, "--listen.sampling-grpc", server.Off, "--log-level", "warn")
 	cmd.Stderr = cmp.Or(log, io.Discard)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

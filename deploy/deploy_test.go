@@ -64,7 +64,8 @@ func exported(t *testing.T) map[string]map[string]bool {
 	}
 	t.Cleanup(func() { d.Close() })
 	cfg := server.DefaultConfig()
-	cfg.Listen.Storage, cfg.Listen.Admin, cfg.Listen.OTLPGRPC, cfg.Listen.OTLPHTTP = "127.0.0.1:0", server.Off, server.Off, server.Off
+	cfg.Listen = server.Listen{Storage: "127.0.0.1:0", Admin: server.Off, OTLPGRPC: server.Off, OTLPHTTP: server.Off,
+		SamplingHTTP: server.Off, SamplingGRPC: server.Off}
 	s, err := server.New(cfg, d, server.Options{Registerer: rec, Gatherer: rec.Registry})
 	if err != nil {
 		t.Fatal(err)

@@ -108,6 +108,9 @@ func TestJaegerV2(t *testing.T) {
 		"--listen.admin", td.admin,
 		"--listen.otlp-grpc", td.otlpGRPC,
 		"--listen.otlp-http", td.otlpHTTP,
+		// Jaeger serves remote sampling itself; tracedb's would take 5778/5779.
+		"--listen.sampling-http", "off",
+		"--listen.sampling-grpc", "off",
 	}
 	tdProc := startProcess(t, "tracedb", tracedbBin, tdArgs...)
 	tdProc.cleanExit = true

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -14,6 +15,7 @@ import (
 	"github.com/tracedb/tracedb/db"
 	"github.com/tracedb/tracedb/query"
 	"github.com/tracedb/tracedb/retention"
+	"github.com/tracedb/tracedb/server/sampling"
 )
 
 // Off as a listen address turns that listener off.
@@ -25,6 +27,9 @@ const (
 	DefaultAdminAddr    = "127.0.0.1:17270"
 	DefaultOTLPGRPCAddr = "127.0.0.1:4317"
 	DefaultOTLPHTTPAddr = "127.0.0.1:4318"
+	// Jaeger remote sampling, as Jaeger serves it.
+	DefaultSamplingHTTPAddr = "127.0.0.1:5778"
+	DefaultSamplingGRPCAddr = "127.0.0.1:5779"
 )
 
 // Defaults of the other settings.
@@ -61,6 +66,9 @@ type Config struct {
 	// Retention is what the store drops, and how often it looks: see
 	// retention.Policy. The zero value keeps everything.
 	Retention Retention `yaml:"retention"`
+	// Sampling configures the Jaeger remote sampling strategies served on
+	// Listen.SamplingHTTP and Listen.SamplingGRPC.
+	Sampling Sampling `yaml:"sampling"`
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests
 	// after its context ends before cutting them off. Default 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -124,6 +132,60 @@ type Listen struct {
 	OTLPGRPC string `yaml:"otlp_grpc"`
 	// OTLPHTTP serves OTLP over HTTP (POST /v1/traces). Default 127.0.0.1:4318.
 	OTLPHTTP string `yaml:"otlp_http"`
+	// SamplingHTTP serves Jaeger remote sampling over HTTP (GET
+	// /api/sampling?service=, /sampling?service=). Default 127.0.0.1:5778.
+	SamplingHTTP string `yaml:"sampling_http"`
+	// SamplingGRPC serves jaeger.api_v2.SamplingManager. Default
+	// 127.0.0.1:5779.
+	SamplingGRPC string `yaml:"sampling_grpc"`
+}
+
+// Sampling configures the sampling strategies served (package
+// server/sampling): a service named in StrategiesFile gets the file's
+// strategy, else the adaptive one when Adaptive.Enabled, else the file's
+// default (probabilistic 0.001 without a file). Adaptive state is kept
+// under <data_dir>/sampling.
+type Sampling struct {
+	// StrategiesFile is a strategies file in Jaeger's JSON format,
+	// reloaded when it changes (checked every ReloadInterval, default 5s).
+	StrategiesFile string        `yaml:"strategies_file"`
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+	// Adaptive computes strategies from the root spans ingested.
+	Adaptive SamplingAdaptive `yaml:"adaptive"`
+}
+
+// SamplingAdaptive configures adaptive sampling; zero values mean the
+// defaults of sampling.AdaptiveOptions.
+type SamplingAdaptive struct {
+	Enabled bool `yaml:"enabled"`
+	// TargetTracesPerSecond is the sampled traces per second wanted per
+	// operation. Default 1.
+	TargetTracesPerSecond float64 `yaml:"target_traces_per_second"`
+	// MinProbability and MaxProbability bound the probabilities. Default
+	// 1e-5 and 1.
+	MinProbability float64 `yaml:"min_probability"`
+	MaxProbability float64 `yaml:"max_probability"`
+	// MinTracesPerSecond is the lower bound of sampled traces per second
+	// per operation. Default 1/60.
+	MinTracesPerSecond float64 `yaml:"min_traces_per_second"`
+	// Interval is how often probabilities are recomputed (default 1m);
+	// Window how far back throughput is averaged (default 5m).
+	Interval time.Duration `yaml:"interval"`
+	Window   time.Duration `yaml:"window"`
+}
+
+// Options returns the sampling service's options for s, with its state
+// under dataDir.
+func (s Sampling) Options(dataDir string) sampling.Options {
+	a := s.Adaptive
+	return sampling.Options{
+		StrategiesFile: s.StrategiesFile,
+		ReloadInterval: s.ReloadInterval,
+		StateDir:       filepath.Join(dataDir, "sampling"),
+		Adaptive: sampling.AdaptiveOptions{Enabled: a.Enabled, TargetTracesPerSecond: a.TargetTracesPerSecond,
+			MinProbability: a.MinProbability, MaxProbability: a.MaxProbability, MinTracesPerSecond: a.MinTracesPerSecond,
+			Interval: a.Interval, Window: a.Window},
+	}
 }
 
 // TLS names the PEM files for TLS on every listener. The minimum version is
@@ -199,6 +261,8 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.Listen.Admin, DefaultAdminAddr)
 	setDefault(&c.Listen.OTLPGRPC, DefaultOTLPGRPCAddr)
 	setDefault(&c.Listen.OTLPHTTP, DefaultOTLPHTTPAddr)
+	setDefault(&c.Listen.SamplingHTTP, DefaultSamplingHTTPAddr)
+	setDefault(&c.Listen.SamplingGRPC, DefaultSamplingGRPCAddr)
 	setDefault(&c.Tenancy.Header, DefaultTenantHeader)
 	setDefault(&c.Limits.MaxMessageBytes, DefaultMaxMessageBytes)
 	setDefault(&c.Limits.MaxSpansPerRequest, DefaultMaxSpansPerRequest)
@@ -280,6 +344,9 @@ func (c Config) Validate() error {
 	} else if err := p.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Sampling.Options(c.DataDir).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("sampling: %w", err))
+	}
 	for t := range c.Retention.TenantTTL {
 		if err := db.ValidateTenant(t); err != nil {
 			errs = append(errs, fmt.Errorf("retention.tenant_ttl: %w", err))
@@ -300,10 +367,12 @@ const (
 	ListenerAdmin
 	ListenerOTLPGRPC
 	ListenerOTLPHTTP
+	ListenerSamplingHTTP
+	ListenerSamplingGRPC
 	numListeners
 )
 
-var listenerIDs = [numListeners]ListenerID{ListenerStorage, ListenerAdmin, ListenerOTLPGRPC, ListenerOTLPHTTP}
+var listenerIDs = [numListeners]ListenerID{ListenerStorage, ListenerAdmin, ListenerOTLPGRPC, ListenerOTLPHTTP, ListenerSamplingHTTP, ListenerSamplingGRPC}
 
 // String returns the listener's key under listen: in the config file.
 func (id ListenerID) String() string {
@@ -316,6 +385,10 @@ func (id ListenerID) String() string {
 		return "otlp_grpc"
 	case ListenerOTLPHTTP:
 		return "otlp_http"
+	case ListenerSamplingHTTP:
+		return "sampling_http"
+	case ListenerSamplingGRPC:
+		return "sampling_grpc"
 	}
 	return fmt.Sprintf("listener(%d)", int(id))
 }
@@ -331,6 +404,10 @@ func (id ListenerID) describe() string {
 		return "OTLP gRPC"
 	case ListenerOTLPHTTP:
 		return "OTLP HTTP"
+	case ListenerSamplingHTTP:
+		return "Jaeger remote sampling HTTP"
+	case ListenerSamplingGRPC:
+		return "Jaeger remote sampling gRPC"
 	}
 	return id.String()
 }
@@ -345,6 +422,10 @@ func (c *Config) addr(id ListenerID) string {
 		return c.Listen.OTLPGRPC
 	case ListenerOTLPHTTP:
 		return c.Listen.OTLPHTTP
+	case ListenerSamplingHTTP:
+		return c.Listen.SamplingHTTP
+	case ListenerSamplingGRPC:
+		return c.Listen.SamplingGRPC
 	}
 	return Off
 }

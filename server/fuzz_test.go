@@ -40,7 +40,7 @@ func FuzzOTLPHTTPBody(f *testing.F) {
 	}
 	f.Cleanup(func() { store.Close() })
 	cfg := DefaultConfig()
-	cfg.Listen = Listen{Storage: Off, Admin: Off, OTLPGRPC: Off, OTLPHTTP: Off}
+	cfg.Listen = Listen{Storage: Off, Admin: Off, OTLPGRPC: Off, OTLPHTTP: Off, SamplingHTTP: Off, SamplingGRPC: Off}
 	cfg.Limits.MaxMessageBytes = 1 << 20
 	cfg.Limits.IngestQueueBytes = 1 << 20
 	s, err := New(cfg, store, Options{Writer: countingWriter{}})

@@ -82,6 +82,10 @@ type ingester struct {
 	m      *metrics
 	lim    Limits
 	log    *slog.Logger
+	// observe, when set, is told of every write that stored spans, with
+	// the tenant and the whole batch (adaptive sampling counts its root
+	// spans); it must not keep td.
+	observe func(tenant string, td ptrace.Traces)
 }
 
 // export decodes a request with decode, writes its spans and returns the
@@ -123,6 +127,9 @@ func (in *ingester) export(ctx context.Context, protocol string, size, held int6
 		return resp, in.writeError(ctx, protocol, n, err)
 	}
 	in.m.spansAccepted.WithLabelValues(protocol).Add(float64(res.Accepted))
+	if in.observe != nil && res.Accepted > 0 {
+		in.observe(db.TenantFromContext(ctx), td)
+	}
 	if len(res.Rejected) > 0 {
 		for _, r := range res.Rejected {
 			in.m.spansRejected.WithLabelValues(protocol, string(r.Reason)).Inc()

@@ -1,7 +1,8 @@
 // Package server is tracedb's network face, the process `tracedb serve`
 // runs: the Jaeger storage v2 gRPC API (package storagev2), OTLP receivers
 // over gRPC and HTTP, gRPC health checking, the admin HTTP listener
-// (/metrics, /healthz, /readyz, pprof), TLS, bearer-token auth and tenants.
+// (/metrics, /healthz, /readyz, pprof), Jaeger remote sampling (package
+// sampling, on listeners of its own), TLS, bearer-token auth and tenants.
 //
 // Decisions, written down:
 //
@@ -51,6 +52,7 @@ import (
 
 	"github.com/tracedb/tracedb/db"
 	"github.com/tracedb/tracedb/query"
+	"github.com/tracedb/tracedb/server/sampling"
 	"github.com/tracedb/tracedb/server/storagev2"
 )
 
@@ -90,7 +92,8 @@ type Server struct {
 	auth     *authenticator // nil: no auth
 	tenants  *tenancy
 	gatherer prometheus.Gatherer
-	tlsCfg   *tls.Config // nil: plain TCP
+	tlsCfg   *tls.Config       // nil: plain TCP
+	sampling *sampling.Service // nil: both sampling listeners off
 
 	lns         [numListeners]net.Listener // nil: off
 	grpcServers [numListeners]*grpc.Server // storage, otlp_grpc
@@ -158,13 +161,26 @@ func New(cfg Config, store *db.DB, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("query engine: %w", err)
 	}
 
+	if cfg.Listen.SamplingHTTP != Off || cfg.Listen.SamplingGRPC != Off {
+		so := cfg.Sampling.Options(cfg.DataDir)
+		so.Logger, so.Registerer = s.log, opts.Registerer
+		if s.sampling, err = sampling.New(so); err != nil {
+			return nil, err
+		}
+		s.in.observe = s.sampling.Observe
+	}
 	if cfg.Listen.Storage != Off {
-		gs := s.newGRPCServer()
+		gs := s.newGRPCServer(true)
 		storagev2.Register(gs, eng, opts.StorageV2)
 		s.grpcServers[ListenerStorage] = gs
 	}
 	if cfg.Listen.OTLPGRPC != Off {
-		s.grpcServers[ListenerOTLPGRPC] = s.newGRPCServer()
+		s.grpcServers[ListenerOTLPGRPC] = s.newGRPCServer(true)
+	}
+	if cfg.Listen.SamplingGRPC != Off {
+		gs := s.newGRPCServer(false)
+		s.sampling.RegisterGRPC(gs)
+		s.grpcServers[ListenerSamplingGRPC] = gs
 	}
 	for _, gs := range s.grpcServers {
 		if gs != nil {
@@ -177,6 +193,13 @@ func New(cfg Config, store *db.DB, opts Options) (*Server, error) {
 	if cfg.Listen.OTLPHTTP != Off {
 		s.httpServers[ListenerOTLPHTTP] = s.newHTTPServer(s.otlpHTTPHandler())
 	}
+	if cfg.Listen.SamplingHTTP != Off {
+		mux := http.NewServeMux()
+		for _, route := range []string{sampling.PathAPISampling, sampling.PathSampling} {
+			mux.Handle(route, s.httpRoute(route, true, true, s.sampling.HTTPHandler()))
+		}
+		s.httpServers[ListenerSamplingHTTP] = s.newHTTPServer(mux)
+	}
 
 	for _, id := range listenerIDs {
 		addr := cfg.addr(id)
@@ -186,6 +209,7 @@ func New(cfg Config, store *db.DB, opts Options) (*Server, error) {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			s.closeListeners()
+			s.closeSampling()
 			return nil, &ListenError{Listener: id, Addr: addr, Err: err}
 		}
 		s.lns[id] = ln
@@ -194,8 +218,8 @@ func New(cfg Config, store *db.DB, opts Options) (*Server, error) {
 }
 
 // newGRPCServer returns a gRPC server with TLS, the guards, the size limit
-// and the OTLP trace service.
-func (s *Server) newGRPCServer() *grpc.Server {
+// and, when otlp is set, the OTLP trace service.
+func (s *Server) newGRPCServer(otlp bool) *grpc.Server {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.cfg.Limits.MaxMessageBytes),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
@@ -207,7 +231,9 @@ func (s *Server) newGRPCServer() *grpc.Server {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tlsCfg.Clone())))
 	}
 	gs := grpc.NewServer(opts...)
-	gs.RegisterService(&otlpTraceServiceDesc, &otlpGRPC{in: s.in})
+	if otlp {
+		gs.RegisterService(&otlpTraceServiceDesc, &otlpGRPC{in: s.in})
+	}
 	return gs
 }
 
@@ -385,7 +411,18 @@ func (s *Server) shutdown() {
 	}
 	wg.Wait()
 	s.cancelBase()
+	s.closeSampling()
 	s.log.Info("server stopped")
+}
+
+// closeSampling stops the sampling service, which saves its adaptive state.
+func (s *Server) closeSampling() {
+	if s.sampling == nil {
+		return
+	}
+	if err := s.sampling.Close(); err != nil {
+		s.log.Warn("sampling: closing", "err", err)
+	}
 }
 
 // Close releases the listeners of a server whose Serve was never called;
@@ -399,6 +436,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.closed = true
 	s.cancelBase()
+	s.closeSampling()
 	return s.closeListeners()
 }
 

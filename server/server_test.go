@@ -52,7 +52,7 @@ type serverSetup struct {
 
 func loopbackConfig() Config {
 	c := DefaultConfig()
-	c.Listen = Listen{Storage: "127.0.0.1:0", Admin: "127.0.0.1:0", OTLPGRPC: "127.0.0.1:0", OTLPHTTP: "127.0.0.1:0"}
+	c.Listen = Listen{Storage: "127.0.0.1:0", Admin: "127.0.0.1:0", OTLPGRPC: "127.0.0.1:0", OTLPHTTP: "127.0.0.1:0", SamplingHTTP: "127.0.0.1:0", SamplingGRPC: "127.0.0.1:0"}
 	c.ShutdownTimeout = 10 * time.Second
 	return c
 }

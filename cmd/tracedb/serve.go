@@ -23,10 +23,12 @@ import (
 
 // listenFlags names the flag that moves each listener, for error messages.
 var listenFlags = map[server.ListenerID]string{
-	server.ListenerStorage:  "listen.storage",
-	server.ListenerAdmin:    "listen.admin",
-	server.ListenerOTLPGRPC: "listen.otlp-grpc",
-	server.ListenerOTLPHTTP: "listen.otlp-http",
+	server.ListenerStorage:      "listen.storage",
+	server.ListenerAdmin:        "listen.admin",
+	server.ListenerOTLPGRPC:     "listen.otlp-grpc",
+	server.ListenerOTLPHTTP:     "listen.otlp-http",
+	server.ListenerSamplingHTTP: "listen.sampling-http",
+	server.ListenerSamplingGRPC: "listen.sampling-grpc",
 }
 
 func serveCmd() *cobra.Command {
@@ -44,6 +46,8 @@ func serveCmd() *cobra.Command {
   127.0.0.1:17270  HTTP: /metrics, /healthz, /readyz (and /debug/pprof/ with --admin.pprof)
   127.0.0.1:4317   OTLP gRPC
   127.0.0.1:4318   OTLP HTTP (POST /v1/traces, protobuf or JSON)
+  127.0.0.1:5778   Jaeger remote sampling HTTP (GET /api/sampling?service=)
+  127.0.0.1:5779   Jaeger remote sampling gRPC (SamplingManager)
 
 Settings come from --config (YAML) and are overridden by the flags given.
 Set a listen address to "off" to turn that listener off. On SIGINT or
@@ -110,6 +114,17 @@ func bindServeFlags(fs *pflag.FlagSet, cfg *server.Config) {
 	fs.StringVar(&cfg.Retention.Keep.Filter, "retention.keep.filter", cfg.Retention.Keep.Filter, "keep traces with a span matching this structured filter for --retention.keep.ttl")
 	fs.DurationVar(&cfg.Retention.Keep.TTL, "retention.keep.ttl", cfg.Retention.Keep.TTL, "how long kept traces live (0: forever)")
 	fs.BoolVar(&cfg.Admin.Pprof, "admin.pprof", cfg.Admin.Pprof, "serve /debug/pprof/ on the admin listener")
+	fs.StringVar(&cfg.Listen.SamplingHTTP, listenFlags[server.ListenerSamplingHTTP], cfg.Listen.SamplingHTTP, `HTTP address of Jaeger remote sampling (/api/sampling, /sampling), or "off"`)
+	fs.StringVar(&cfg.Listen.SamplingGRPC, listenFlags[server.ListenerSamplingGRPC], cfg.Listen.SamplingGRPC, `gRPC address of Jaeger remote sampling, or "off"`)
+	fs.StringVar(&cfg.Sampling.StrategiesFile, "sampling.strategies-file", cfg.Sampling.StrategiesFile, "Jaeger sampling strategies JSON, reloaded when it changes")
+	fs.DurationVar(&cfg.Sampling.ReloadInterval, "sampling.reload-interval", cfg.Sampling.ReloadInterval, "how often the strategies file is checked for changes (0: 5s)")
+	fs.BoolVar(&cfg.Sampling.Adaptive.Enabled, "sampling.adaptive.enabled", cfg.Sampling.Adaptive.Enabled, "compute strategies from ingested root spans for services without a file strategy")
+	fs.Float64Var(&cfg.Sampling.Adaptive.TargetTracesPerSecond, "sampling.adaptive.target-traces-per-second", cfg.Sampling.Adaptive.TargetTracesPerSecond, "sampled traces per second wanted per operation (0: 1)")
+	fs.Float64Var(&cfg.Sampling.Adaptive.MinProbability, "sampling.adaptive.min-probability", cfg.Sampling.Adaptive.MinProbability, "lowest adaptive probability (0: 1e-5)")
+	fs.Float64Var(&cfg.Sampling.Adaptive.MaxProbability, "sampling.adaptive.max-probability", cfg.Sampling.Adaptive.MaxProbability, "highest adaptive probability (0: 1)")
+	fs.Float64Var(&cfg.Sampling.Adaptive.MinTracesPerSecond, "sampling.adaptive.min-traces-per-second", cfg.Sampling.Adaptive.MinTracesPerSecond, "lower bound of sampled traces per second per operation (0: 1/60)")
+	fs.DurationVar(&cfg.Sampling.Adaptive.Interval, "sampling.adaptive.interval", cfg.Sampling.Adaptive.Interval, "how often adaptive probabilities are recomputed (0: 1m)")
+	fs.DurationVar(&cfg.Sampling.Adaptive.Window, "sampling.adaptive.window", cfg.Sampling.Adaptive.Window, "how far back throughput is averaged (0: 5m)")
 }
 
 // serveConfig returns the config file's settings (or the defaults) with
@@ -218,6 +233,8 @@ func printListeners(out io.Writer, cfg server.Config, srv *server.Server) {
 		{server.ListenerOTLPGRPC, "gRPC: OTLP"},
 		{server.ListenerOTLPHTTP, "HTTP: OTLP POST /v1/traces"},
 		{server.ListenerAdmin, "HTTP: /metrics /healthz /readyz"},
+		{server.ListenerSamplingHTTP, "HTTP: Jaeger remote sampling /api/sampling"},
+		{server.ListenerSamplingGRPC, "gRPC: Jaeger remote sampling"},
 	} {
 		addr := "off"
 		if a := srv.Addr(l.id); a != nil {

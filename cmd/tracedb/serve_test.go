@@ -79,7 +79,7 @@ func TestServeConfigFileThenFlags(t *testing.T) {
 func loopback(dir string) server.Config {
 	c := server.DefaultConfig()
 	c.DataDir = dir
-	c.Listen = server.Listen{Storage: "127.0.0.1:0", Admin: "127.0.0.1:0", OTLPGRPC: "127.0.0.1:0", OTLPHTTP: "127.0.0.1:0"}
+	c.Listen = server.Listen{Storage: "127.0.0.1:0", Admin: "127.0.0.1:0", OTLPGRPC: "127.0.0.1:0", OTLPHTTP: "127.0.0.1:0", SamplingHTTP: "127.0.0.1:0", SamplingGRPC: "127.0.0.1:0"}
 	return c
 }
 

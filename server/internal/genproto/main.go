@@ -1,7 +1,9 @@
 // Command genproto regenerates the Go stubs of Jaeger's storage v2 API
-// (server/internal/pb/storagev2) and of its filter expressions
-// (server/internal/pb/expressionv1) from the .proto files of the
-// github.com/jaegertracing/jaeger-idl module at IDLVersion.
+// (server/internal/pb/storagev2), of its filter expressions
+// (server/internal/pb/expressionv1) and of the remote sampling API
+// (server/internal/pb/samplingv2, from api_v2/sampling.proto) from the
+// .proto files of the github.com/jaegertracing/jaeger-idl module at
+// IDLVersion.
 //
 // Run it from the repository root:
 //
@@ -26,6 +28,12 @@
 //     proto is not in the module cache, so the import and the options are
 //     stripped. The wire format does not change: options are not encoded
 //     in messages.
+//   - api_v2/sampling.proto imports gogoproto's options (gogo's generator
+//     only) and google.api's HTTP annotation (a gRPC-gateway route); neither
+//     proto is in the module cache and neither changes the wire format, so
+//     the imports, the file options `option (gogoproto.x) = ...;` and the
+//     method option `option (google.api.http) = {...};` are stripped the
+//     same way.
 package main
 
 import (
@@ -66,6 +74,7 @@ var packages = []struct {
 }{
 	{"expressionv1", []string{"expression/v1/expression.proto", "expression/v1/vocabulary.proto"}},
 	{"storagev2", []string{"storage/v2/trace_storage.proto", "storage/v2/dependency_storage.proto", "storage/v2/capabilities.proto"}},
+	{"samplingv2", []string{"api_v2/sampling.proto"}},
 }
 
 func main() {
@@ -115,6 +124,10 @@ func run() error {
 				return err
 			}
 			b, err = stripGnostic(b)
+			if err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+			b, err = stripGogoAndHTTP(b)
 			if err != nil {
 				return fmt.Errorf("%s: %w", f, err)
 			}
@@ -285,6 +298,50 @@ func stripGnostic(b []byte) ([]byte, error) {
 		b = rest[1:]
 	}
 	return out, nil
+}
+
+// stripGogoAndHTTP removes the imports of gogoproto's options and of
+// google.api's HTTP annotations, every file option `option (gogoproto.x) =
+// value;` and every method option `option (google.api.http) = {...};`. A
+// file without them comes back unchanged.
+func stripGogoAndHTTP(b []byte) ([]byte, error) {
+	for _, imp := range []string{`import "gogoproto/gogo.proto";`, `import "google/api/annotations.proto";`} {
+		b = bytes.Replace(b, []byte(imp), nil, 1)
+	}
+	for _, marker := range []string{"(gogoproto.", "(google.api."} {
+		var out []byte
+		for {
+			i := bytes.Index(b, []byte(marker))
+			if i < 0 {
+				out = append(out, b...)
+				break
+			}
+			trimmed := bytes.TrimRight(b[:i], " \t\n")
+			if !bytes.HasSuffix(trimmed, []byte("option")) {
+				return nil, fmt.Errorf("%s option at byte %d is not an option statement", marker, len(out)+i)
+			}
+			start := len(trimmed) - len("option")
+			// Its end: the first ";" after the value, whose braces (if
+			// any) are balanced.
+			end := i
+			if j := bytes.IndexAny(b[i:], "{;"); j >= 0 && b[i+j] == '{' {
+				e, err := matchBrace(b, i+j)
+				if err != nil {
+					return nil, err
+				}
+				end = e
+			}
+			k := bytes.IndexByte(b[end:], ';')
+			if k < 0 {
+				return nil, fmt.Errorf("%s option not closed by ';'", marker)
+			}
+			out = append(out, b[:start]...)
+			out = bytes.TrimRight(out, " \t")
+			b = b[end+k+1:]
+		}
+		b = out
+	}
+	return b, nil
 }
 
 // matchBrace returns the index just past the brace that closes the one at
