@@ -65,7 +65,7 @@ func exported(t *testing.T) map[string]map[string]bool {
 	t.Cleanup(func() { d.Close() })
 	cfg := server.DefaultConfig()
 	cfg.Listen = server.Listen{Storage: "127.0.0.1:0", Admin: server.Off, OTLPGRPC: server.Off, OTLPHTTP: server.Off,
-		SamplingHTTP: server.Off, SamplingGRPC: server.Off}
+		SamplingHTTP: "127.0.0.1:0", SamplingGRPC: server.Off}
 	s, err := server.New(cfg, d, server.Options{Registerer: rec, Gatherer: rec.Registry})
 	if err != nil {
 		t.Fatal(err)
