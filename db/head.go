@@ -32,6 +32,11 @@ type head struct {
 	created time.Time
 	deps    *depTracker // the tenant's; nil in tests of the head alone
 
+	maxIndexedValueLen int
+	// termScratch recycles the *spanTerms of prepareTerms, one per
+	// concurrent writer.
+	termScratch sync.Pool
+
 	mu struct {
 		sync.RWMutex
 		index     *headIndex
@@ -59,7 +64,7 @@ const arenaChunk = 1 << 20
 const headTermBytes = 8
 
 func newHead(now time.Time, maxIndexedValueLen int, deps *depTracker) *head {
-	h := &head{created: now, deps: deps}
+	h := &head{created: now, deps: deps, maxIndexedValueLen: maxIndexedValueLen}
 	h.mu.edges = map[edgeKey]uint64{}
 	h.mu.traces = make(map[encoding.TraceID][]uint32)
 	h.mu.index = newHeadIndex(maxIndexedValueLen)
@@ -70,6 +75,30 @@ func newHead(now time.Time, maxIndexedValueLen int, deps *depTracker) *head {
 
 // append adds spans to the head.
 func (h *head) append(spans []*encoding.Span) {
+	st := h.prepareTerms(spans)
+	h.appendPrepared(spans, st)
+	h.releaseTerms(st)
+}
+
+// prepareTerms extracts and hashes the own terms of spans for
+// appendPrepared. It takes no lock: writers call it concurrently, before
+// they queue for the head's. The result may be passed to any head's
+// appendPrepared, then to releaseTerms.
+func (h *head) prepareTerms(spans []*encoding.Span) *spanTerms {
+	st, _ := h.termScratch.Get().(*spanTerms)
+	if st == nil {
+		st = newSpanTerms(h.maxIndexedValueLen)
+	}
+	st.extract(spans)
+	return st
+}
+
+// releaseTerms recycles st, which must not be used afterwards.
+func (h *head) releaseTerms(st *spanTerms) { h.termScratch.Put(st) }
+
+// appendPrepared adds spans, whose own terms prepareTerms(spans) returned,
+// to the head.
+func (h *head) appendPrepared(spans []*encoding.Span, st *spanTerms) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.deps != nil {
@@ -80,21 +109,22 @@ func (h *head) append(spans []*encoding.Span) {
 			h.mu.edges[k]++
 		})
 	}
+	first := uint32(len(h.mu.rows))
 	for _, s := range spans {
 		ord := uint32(len(h.mu.rows))
 		row := h.appendRowLocked(s)
 		h.mu.rows = append(h.mu.rows, row)
 		h.mu.traces[s.TraceID] = append(h.mu.traces[s.TraceID], ord)
-		terms, termBytes := len(h.mu.index.spanIDs), h.mu.index.termBytes
-		h.mu.index.add(ord, s)
-		h.mu.bytes += int64(len(row)+24) + int64(len(h.mu.index.spanIDs)-terms)*headTermBytes +
-			h.mu.index.termBytes - termBytes
+		h.mu.bytes += int64(len(row) + 24)
 		if ord == 0 || s.StartUnixNano < h.mu.minStart {
 			h.mu.minStart = s.StartUnixNano
 		}
 		h.mu.maxStart = max(h.mu.maxStart, s.StartUnixNano)
 		h.mu.maxEnd = max(h.mu.maxEnd, s.EndUnixNano)
 	}
+	terms, termBytes := h.mu.index.nSpanIDs, h.mu.index.termBytes
+	h.mu.index.add(first, spans, st)
+	h.mu.bytes += int64(h.mu.index.nSpanIDs-terms)*headTermBytes + h.mu.index.termBytes - termBytes
 }
 
 // appendRowLocked encodes s into the arena and returns its row.

@@ -61,13 +61,18 @@ func (db *DB) Write(ctx context.Context, td ptrace.Traces) (WriteResult, error) 
 	if err := db.waitForRoom(ctx, t); err != nil {
 		return res, err
 	}
+	// Extract and hash the spans' terms before queueing for the head's
+	// lock, in parallel with the other writers.
+	h := t.liveHead(db)
+	terms := h.prepareTerms(accepted)
 
 	db.cutMu.RLock()
 	pos, err := db.wal.Append(rec)
 	if err == nil {
-		t.liveHead(db).append(accepted)
+		t.liveHead(db).appendPrepared(accepted, terms)
 	}
 	db.cutMu.RUnlock()
+	h.releaseTerms(terms)
 	if err != nil {
 		return res, fmt.Errorf("write: %w", err)
 	}

@@ -24,11 +24,16 @@ func FromTraces(dst []*Span, refs []SpanRef, td ptrace.Traces) ([]*Span, []SpanR
 	rss := td.ResourceSpans()
 	n := td.SpanCount()
 	slab := make([]Span, n) // one allocation for all rows of the batch
+	// Span attributes come from a shared slab. Resources and scopes get
+	// their own: a store keeps them (the head's tables) long after the
+	// spans, and must not pin a slab with them.
+	var kvs kvSlab
+	own := kvSlab{unshared: true}
 	k := 0
 	for ri := 0; ri < rss.Len(); ri++ {
 		rs := rss.At(ri)
 		res := &Resource{
-			Attrs:        fromMap(rs.Resource().Attributes()),
+			Attrs:        own.fromMap(rs.Resource().Attributes()),
 			DroppedAttrs: rs.Resource().DroppedAttributesCount(),
 			SchemaURL:    rs.SchemaUrl(),
 		}
@@ -39,7 +44,7 @@ func FromTraces(dst []*Span, refs []SpanRef, td ptrace.Traces) ([]*Span, []SpanR
 			scope := &Scope{
 				Name:         is.Name(),
 				Version:      is.Version(),
-				Attrs:        fromMap(is.Attributes()),
+				Attrs:        own.fromMap(is.Attributes()),
 				DroppedAttrs: is.DroppedAttributesCount(),
 				SchemaURL:    ss.SchemaUrl(),
 			}
@@ -48,7 +53,7 @@ func FromTraces(dst []*Span, refs []SpanRef, td ptrace.Traces) ([]*Span, []SpanR
 				sp := spans.At(i)
 				s := &slab[k]
 				k++
-				fromSpan(s, sp)
+				kvs.fromSpan(s, sp)
 				s.Resource = res
 				s.Scope = scope
 				dst = append(dst, s)
@@ -59,7 +64,32 @@ func FromTraces(dst []*Span, refs []SpanRef, td ptrace.Traces) ([]*Span, []SpanR
 	return dst, refs
 }
 
-func fromSpan(s *Span, sp ptrace.Span) {
+// kvSlab hands out the attribute lists of a batch's rows from shared
+// chunks: one allocation per kvSlabChunk attributes instead of one per
+// list.
+type kvSlab struct {
+	free     []KeyValue
+	unshared bool // allocate every list apart
+}
+
+// kvSlabChunk is the number of KeyValues a kvSlab allocates at a time.
+const kvSlabChunk = 1024
+
+// alloc returns a list of n KeyValues whose capacity is n, so that an
+// append to it cannot reach its neighbours.
+func (a *kvSlab) alloc(n int) []KeyValue {
+	if a.unshared || n > kvSlabChunk/4 {
+		return make([]KeyValue, n)
+	}
+	if len(a.free) < n {
+		a.free = make([]KeyValue, kvSlabChunk)
+	}
+	kvs := a.free[:n:n]
+	a.free = a.free[n:]
+	return kvs
+}
+
+func (a *kvSlab) fromSpan(s *Span, sp ptrace.Span) {
 	s.TraceID = TraceID(sp.TraceID())
 	s.SpanID = SpanID(sp.SpanID())
 	s.ParentSpanID = SpanID(sp.ParentSpanID())
@@ -71,7 +101,7 @@ func fromSpan(s *Span, sp ptrace.Span) {
 	s.EndUnixNano = uint64(sp.EndTimestamp())
 	s.StatusCode = int32(sp.Status().Code())
 	s.StatusMessage = sp.Status().Message()
-	s.Attrs = fromMap(sp.Attributes())
+	s.Attrs = a.fromMap(sp.Attributes())
 	s.DroppedAttrs = sp.DroppedAttributesCount()
 	s.DroppedEvents = sp.DroppedEventsCount()
 	s.DroppedLinks = sp.DroppedLinksCount()
@@ -82,7 +112,7 @@ func fromSpan(s *Span, sp ptrace.Span) {
 			s.Events[i] = Event{
 				TimeUnixNano: uint64(ev.Timestamp()),
 				Name:         ev.Name(),
-				Attrs:        fromMap(ev.Attributes()),
+				Attrs:        a.fromMap(ev.Attributes()),
 				DroppedAttrs: ev.DroppedAttributesCount(),
 			}
 		}
@@ -96,25 +126,28 @@ func fromSpan(s *Span, sp ptrace.Span) {
 				SpanID:       SpanID(lk.SpanID()),
 				TraceState:   lk.TraceState().AsRaw(),
 				Flags:        lk.Flags(),
-				Attrs:        fromMap(lk.Attributes()),
+				Attrs:        a.fromMap(lk.Attributes()),
 				DroppedAttrs: lk.DroppedAttributesCount(),
 			}
 		}
 	}
 }
 
-func fromMap(m pcommon.Map) []KeyValue {
-	if m.Len() == 0 {
+func (a *kvSlab) fromMap(m pcommon.Map) []KeyValue {
+	n := m.Len()
+	if n == 0 {
 		return nil
 	}
-	kvs := make([]KeyValue, 0, m.Len())
+	kvs := a.alloc(n)
+	i := 0
 	for k, v := range m.All() {
-		kvs = append(kvs, KeyValue{Key: k, Value: fromValue(v)})
+		kvs[i] = KeyValue{Key: k, Value: a.fromValue(v)}
+		i++
 	}
-	return kvs
+	return kvs[:i]
 }
 
-func fromValue(v pcommon.Value) Value {
+func (a *kvSlab) fromValue(v pcommon.Value) Value {
 	switch v.Type() {
 	case pcommon.ValueTypeStr:
 		return Value{Type: ValueStr, Str: v.Str()}
@@ -133,11 +166,11 @@ func fromValue(v pcommon.Value) Value {
 		sl := v.Slice()
 		kids := make([]KeyValue, sl.Len())
 		for i := range kids {
-			kids[i].Value = fromValue(sl.At(i))
+			kids[i].Value = a.fromValue(sl.At(i))
 		}
 		return Value{Type: ValueArray, Kids: kids}
 	case pcommon.ValueTypeMap:
-		return Value{Type: ValueMap, Kids: fromMap(v.Map())}
+		return Value{Type: ValueMap, Kids: a.fromMap(v.Map())}
 	}
 	return Value{Type: ValueEmpty}
 }

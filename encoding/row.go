@@ -3,6 +3,7 @@ package encoding
 import (
 	"encoding/binary"
 	"fmt"
+	"unsafe"
 )
 
 // A row is one span encoded compactly for the store's in-memory head: a
@@ -120,9 +121,13 @@ func RowTimes(row []byte) (id TraceID, start, end uint64, err error) {
 
 // DecodeRow decodes a row made by AppendRow, taking its resource and
 // scope from the caller's tables. The span's strings are copies: the row
-// may be reused afterwards.
+// may be reused afterwards. (They all point into one private copy of the
+// row, made by one allocation, rather than each being allocated apart: a
+// string kept from the span keeps that copy alive.)
 func DecodeRow(row []byte, resources []*Resource, scopes []*Scope) (*Span, error) {
-	d := NewDecbuf(row, "row")
+	own := make([]byte, len(row))
+	copy(own, row)
+	d := NewDecbuf(own, "row")
 	s := &Span{}
 	copy(s.TraceID[:], d.Bytes(16))
 	s.StartUnixNano = d.BE64()
@@ -136,12 +141,12 @@ func DecodeRow(row []byte, resources []*Resource, scopes []*Scope) (*Span, error
 	}
 	copy(s.ParentSpanID[:], d.Bytes(8))
 	s.EndUnixNano = s.StartUnixNano + d.Uvarint()
-	s.TraceState = d.UvarintString()
+	s.TraceState = rowString(&d)
 	s.Flags = uint32(d.Uvarint())
-	s.Name = d.UvarintString()
+	s.Name = rowString(&d)
 	s.Kind = int32(d.Varint())
 	s.StatusCode = int32(d.Varint())
-	s.StatusMessage = d.UvarintString()
+	s.StatusMessage = rowString(&d)
 	s.Attrs = rowKVs(&d, 0)
 	s.DroppedAttrs = uint32(d.Uvarint())
 	if n := d.UvarintInt(d.Len()); n > 0 {
@@ -149,7 +154,7 @@ func DecodeRow(row []byte, resources []*Resource, scopes []*Scope) (*Span, error
 		for i := range s.Events {
 			ev := &s.Events[i]
 			ev.TimeUnixNano = d.Uvarint()
-			ev.Name = d.UvarintString()
+			ev.Name = rowString(&d)
 			ev.Attrs = rowKVs(&d, 0)
 			ev.DroppedAttrs = uint32(d.Uvarint())
 		}
@@ -161,7 +166,7 @@ func DecodeRow(row []byte, resources []*Resource, scopes []*Scope) (*Span, error
 			l := &s.Links[i]
 			copy(l.TraceID[:], d.Bytes(16))
 			copy(l.SpanID[:], d.Bytes(8))
-			l.TraceState = d.UvarintString()
+			l.TraceState = rowString(&d)
 			l.Flags = uint32(d.Uvarint())
 			l.Attrs = rowKVs(&d, 0)
 			l.DroppedAttrs = uint32(d.Uvarint())
@@ -177,6 +182,16 @@ func DecodeRow(row []byte, resources []*Resource, scopes []*Scope) (*Span, error
 	return s, nil
 }
 
+// rowString reads a length-prefixed string from d without copying it: d
+// decodes DecodeRow's private copy of a row, which nothing writes to.
+func rowString(d *Decbuf) string {
+	b := d.UvarintBytes()
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
 func rowKVs(d *Decbuf, depth int) []KeyValue {
 	n := d.UvarintInt(d.Len() + 1)
 	if n == 0 || d.Err() != nil {
@@ -188,13 +203,13 @@ func rowKVs(d *Decbuf, depth int) []KeyValue {
 	}
 	kvs := make([]KeyValue, n-1)
 	for i := range kvs {
-		kvs[i].Key = d.UvarintString()
+		kvs[i].Key = rowString(d)
 		v := &kvs[i].Value
 		v.Type = ValueType(d.Byte())
 		switch v.Type {
 		case ValueEmpty:
 		case ValueStr, ValueBytes:
-			v.Str = d.UvarintString()
+			v.Str = rowString(d)
 		case ValueBool, ValueInt, ValueDouble:
 			v.Num = d.Uvarint()
 		case ValueArray, ValueMap:

@@ -8,6 +8,8 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // RowGroupEncoder encodes row groups. It keeps its scratch buffers between
@@ -58,8 +60,8 @@ type encSlot struct {
 
 // table collects the values of one string or numeric table: distinct
 // values in order of first use, their use counts, and the sequence of uses.
-type table[T comparable] struct {
-	idx    map[T]uint32
+type table[T string | uint64] struct {
+	idx    valueIndex // distinct index of each value in vals
 	vals   []T
 	counts []uint32
 	occ    []uint32 // distinct index of every use, in order of use
@@ -70,7 +72,7 @@ type table[T comparable] struct {
 }
 
 func (t *table[T]) reset() {
-	clear(t.idx)
+	t.idx.reset()
 	clear(t.vals) // drop references to the caller's strings
 	t.vals = t.vals[:0]
 	t.counts = t.counts[:0]
@@ -83,19 +85,106 @@ func (t *table[T]) reset() {
 
 // add records a use of v and returns its distinct index.
 func (t *table[T]) add(v T) uint32 {
-	i, ok := t.idx[v]
+	i, ok := t.lookup(v)
 	if !ok {
-		if t.idx == nil {
-			t.idx = make(map[T]uint32)
-		}
 		i = uint32(len(t.vals))
-		t.idx[v] = i
+		t.idx.insert(t.hash(v), i)
 		t.vals = append(t.vals, v)
 		t.counts = append(t.counts, 0)
 	}
 	t.counts[i]++
 	t.occ = append(t.occ, i)
 	return i
+}
+
+// lookup returns the distinct index of v, if v is in the table.
+func (t *table[T]) lookup(v T) (uint32, bool) {
+	slots := t.idx.slots
+	if len(slots) == 0 {
+		return 0, false
+	}
+	h := t.hash(v)
+	mask := uint32(len(slots) - 1)
+	for j := h & mask; ; j = (j + 1) & mask {
+		s := slots[j]
+		if s.i == 0 {
+			return 0, false
+		}
+		if s.h == h && t.vals[s.i-1] == v {
+			return s.i - 1, true
+		}
+	}
+}
+
+// hash returns 32 bits of a hash of v.
+func (t *table[T]) hash(v T) uint32 {
+	var h uint64
+	switch x := any(v).(type) {
+	case string:
+		h = xxhash.Sum64String(x)
+	default: // uint64, the only other type a table holds
+		// A multiplicative mix (the 64-bit golden ratio): the top bits
+		// depend on every bit of the value.
+		h = any(v).(uint64) * 0x9e3779b97f4a7c15
+	}
+	return uint32(h >> 32)
+}
+
+// valueIndex is a table's index from values to distinct indexes: open
+// addressing with linear probing over 8-byte slots holding 32 bits of the
+// value's hash and its index, confirmed against the table's values on a
+// hash match. It is smaller than a Go map of strings, so a row group's
+// tables stay in cache, and it clears in one sweep.
+type valueIndex struct {
+	slots []valueSlot // a power of two of them, or none
+	n     int
+}
+
+// valueSlot is a slot of a valueIndex: i is the distinct index + 1, 0 for
+// an empty slot.
+type valueSlot struct{ h, i uint32 }
+
+// valueIndexMinSlots is the initial size of a valueIndex.
+const valueIndexMinSlots = 16
+
+// insert adds distinct index i with hash h, which must not be in the
+// index yet, and keeps the index at most half full.
+func (x *valueIndex) insert(h, i uint32) {
+	if 2*(x.n+1) > len(x.slots) {
+		old := x.slots
+		x.slots = make([]valueSlot, max(valueIndexMinSlots, 2*len(old)))
+		x.n = 0
+		for _, s := range old {
+			if s.i != 0 {
+				x.put(valueSlot{s.h, s.i})
+			}
+		}
+	}
+	x.put(valueSlot{h, i + 1})
+}
+
+func (x *valueIndex) put(s valueSlot) {
+	mask := uint32(len(x.slots) - 1)
+	j := s.h & mask
+	for x.slots[j].i != 0 {
+		j = (j + 1) & mask
+	}
+	x.slots[j] = s
+	x.n++
+}
+
+// reset empties the index, keeping its slots unless they are far more
+// than its last use needed.
+func (x *valueIndex) reset() {
+	if x.n == 0 {
+		return
+	}
+	if len(x.slots) > valueIndexMinSlots && 8*x.n < len(x.slots) {
+		x.slots = nil
+	} else {
+		clear(x.slots)
+	}
+	x.n = 0
 }
 
 // finish chooses the table's mode by estimated size (size is the encoded
@@ -503,7 +592,7 @@ func (e *RowGroupEncoder) putKVs(kvs []KeyValue, depth int) error {
 
 // slotFor returns the slot of (key, t), adding it if new.
 func (e *RowGroupEncoder) slotFor(key string, t ValueType) int32 {
-	ki, ok := e.keys.idx[key]
+	ki, ok := e.keys.lookup(key)
 	if !ok {
 		ki = e.keys.add(key)
 		e.keySlots = append(e.keySlots, [valueTypeCount]int32{})
