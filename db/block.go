@@ -302,12 +302,13 @@ func (b *diskBlock) TraceSpans(ctx context.Context, id encoding.TraceID, fn func
 		if err != nil {
 			return err
 		}
+		// Only the trace's rows are decoded (Rows), not the whole group.
 		lo, hi := g.TraceRange(id)
-		for i := lo; i < hi; i++ {
-			s, err := g.Span(i)
-			if err != nil {
-				return err
-			}
+		spans, err := g.Rows(lo, hi)
+		if err != nil {
+			return fmt.Errorf("block %s row group %d: %w", b.meta.ID, gi, err)
+		}
+		for _, s := range spans {
 			if err := fn(s); err != nil {
 				return err
 			}

@@ -362,7 +362,7 @@ func (g *RowGroup) Span(i int) (*Span, error) {
 	if g.err != nil {
 		return nil, g.err
 	}
-	return g.cols.span(g, i), nil
+	return g.cols.span(g.traceIDs[g.runOf(i)], i), nil
 }
 
 // DecodeRowGroup checks the magic, the version, the header's and every

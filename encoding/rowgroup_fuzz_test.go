@@ -14,7 +14,9 @@ import (
 // FuzzDecodeRowGroup feeds arbitrary bytes to DecodeRowGroup, and the same
 // bytes with their checksums repaired so that mutations reach the column
 // decoders. Decoding must never panic, every error must wrap ErrCorrupt, and
-// whatever decodes must survive another round trip unchanged.
+// whatever decodes must survive another round trip unchanged. Rows decoded
+// alone (a few ranges chosen from the input's checksum) must also never
+// panic, decode whenever the whole group does, and then equal it.
 //
 // The seed corpus (testdata/fuzz/FuzzDecodeRowGroup) holds real encodings,
 // compressed and with every column raw; TestRowGroupFuzzCorpus -update
@@ -26,8 +28,11 @@ func FuzzDecodeRowGroup(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fuzzDecode(t, c, b)
+		seed := uint64(encoding.Checksum(b))
+		checkPartialFuzz(t, c, b, seed)
 		if fixed := encoding.FixRowGroupChecksums(b); fixed != nil {
 			fuzzDecode(t, c, fixed)
+			checkPartialFuzz(t, c, fixed, seed)
 		}
 	})
 }
