@@ -112,7 +112,7 @@ func (h *TermHistograms) Len() int { return len(h.terms) }
 // Term histograms format constants.
 const (
 	TermHistMagic   uint32 = 0x54444848 // "TDHH"
-	TermHistVersion byte   = 2 // 2 added the kind mask of each term; 1 is still read
+	TermHistVersion byte   = 2          // 2 added the kind mask of each term; 1 is still read
 )
 
 // Encode appends h's encoding to dst.
