@@ -1275,17 +1275,5 @@ func (res *CompareResult) Markdown() string {
 
 // AppendMarkdown appends the comparison's section to the file at path.
 func (res *CompareResult) AppendMarkdown(path string) (err error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("append result: %w", err)
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("append result: %w", cerr)
-		}
-	}()
-	if _, err := f.WriteString(res.Markdown()); err != nil {
-		return fmt.Errorf("append result: %w", err)
-	}
-	return nil
+	return appendFile(path, res.Markdown())
 }

@@ -149,3 +149,20 @@ func (r *Result) AppendMarkdown(path string) (err error) {
 	}
 	return nil
 }
+
+// appendFile appends text to the file at path, creating it if need be.
+func appendFile(path, text string) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("append result: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("append result: %w", cerr)
+		}
+	}()
+	if _, err := f.WriteString(text); err != nil {
+		return fmt.Errorf("append result: %w", err)
+	}
+	return nil
+}

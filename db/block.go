@@ -56,10 +56,18 @@ func (b *diskBlock) key(kind byte, n uint32) []byte {
 }
 
 // get reads one value of the block, copied out of Badger.
-func (b *diskBlock) get(key []byte) ([]byte, error) {
+func (b *diskBlock) get(key []byte) ([]byte, error) { return b.read(key, false) }
+
+// getOptional is get for a value that may be absent: nil, nil then.
+func (b *diskBlock) getOptional(key []byte) ([]byte, error) { return b.read(key, true) }
+
+func (b *diskBlock) read(key []byte, optional bool) ([]byte, error) {
 	var v []byte
 	err := b.bdb.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(key)
+		if optional && errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -193,69 +201,11 @@ func (b *diskBlock) DurationHistogram(t index.Term) ([]index.BucketCount, bool, 
 	return hist, true, nil
 }
 
-// getOptional is get for a value that may be absent: nil, nil then.
-func (b *diskBlock) getOptional(key []byte) ([]byte, error) {
-	var v []byte
-	err := b.bdb.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(key)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		v, err = item.ValueCopy(nil)
-		return err
-	})
-	if err != nil {
-		p, _ := encoding.ParseBlockKey(key)
-		return nil, fmt.Errorf("read %s: %w", p, err)
-	}
-	return v, nil
-}
-
-// SpanTimes calls fn with the trace ID, start and end of each ordinal's
-// span, decoding only the time columns of the row groups it reads.
-func (b *diskBlock) SpanTimes(ctx context.Context, ords index.Postings, fn func(ord uint32, id encoding.TraceID, start, end uint64) error) error {
-	var (
-		g            *encoding.RowGroup
-		starts, ends []uint64
-		gi           int
-		first        uint32
-	)
-	for n := 0; ords.Next(); n++ {
-		if n%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		ord := ords.At()
-		for gi < len(b.meta.RowGroups) && ord >= first+b.meta.RowGroups[gi].Spans {
-			first += b.meta.RowGroups[gi].Spans
-			gi++
-			g = nil
-		}
-		if gi >= len(b.meta.RowGroups) {
-			return encoding.Corruptf("postings", -1, "block %s: ordinal %d past the last span", b.meta.ID, ord)
-		}
-		if g == nil {
-			var err error
-			if g, err = b.rowGroup(gi); err != nil {
-				return err
-			}
-			if starts, ends, err = g.Times(); err != nil {
-				return fmt.Errorf("block %s row group %d: %w", b.meta.ID, gi, err)
-			}
-		}
-		i := int(ord - first)
-		if err := fn(ord, g.TraceID(i), starts[i], ends[i]); err != nil {
-			return err
-		}
-	}
-	return ords.Err()
-}
-
-func (b *diskBlock) Spans(ctx context.Context, ords index.Postings, fn func(ord uint32, s *encoding.Span) error) error {
+// eachRow calls fn with the row group and row of each ordinal of ords, in
+// order, loading each row group once (with load, when given, called on it
+// first); it checks ctx every few thousand ordinals.
+func (b *diskBlock) eachRow(ctx context.Context, ords index.Postings, load func(g *encoding.RowGroup, gi int) error,
+	fn func(ord uint32, g *encoding.RowGroup, row int) error) error {
 	var (
 		g     *encoding.RowGroup // row group gi, loaded on first use
 		gi    int
@@ -281,16 +231,43 @@ func (b *diskBlock) Spans(ctx context.Context, ords index.Postings, fn func(ord 
 			if g, err = b.rowGroup(gi); err != nil {
 				return err
 			}
+			if load != nil {
+				if err := load(g, gi); err != nil {
+					return err
+				}
+			}
 		}
-		s, err := g.Span(int(ord - first))
-		if err != nil {
-			return err
-		}
-		if err := fn(ord, s); err != nil {
+		if err := fn(ord, g, int(ord-first)); err != nil {
 			return err
 		}
 	}
 	return ords.Err()
+}
+
+// SpanTimes calls fn with the trace ID, start and end of each ordinal's
+// span, decoding only the time columns of the row groups it reads.
+func (b *diskBlock) SpanTimes(ctx context.Context, ords index.Postings, fn func(ord uint32, id encoding.TraceID, start, end uint64) error) error {
+	var starts, ends []uint64
+	load := func(g *encoding.RowGroup, gi int) (err error) {
+		if starts, ends, err = g.Times(); err != nil {
+			return fmt.Errorf("block %s row group %d: %w", b.meta.ID, gi, err)
+		}
+		return nil
+	}
+	return b.eachRow(ctx, ords, load, func(ord uint32, g *encoding.RowGroup, i int) error {
+		return fn(ord, g.TraceID(i), starts[i], ends[i])
+	})
+}
+
+// Spans calls fn with the span of each ordinal of ords, in order.
+func (b *diskBlock) Spans(ctx context.Context, ords index.Postings, fn func(ord uint32, s *encoding.Span) error) error {
+	return b.eachRow(ctx, ords, nil, func(ord uint32, g *encoding.RowGroup, i int) error {
+		s, err := g.Span(i)
+		if err != nil {
+			return err
+		}
+		return fn(ord, s)
+	})
 }
 
 func (b *diskBlock) TraceSpans(ctx context.Context, id encoding.TraceID, fn func(s *encoding.Span) error) error {

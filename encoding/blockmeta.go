@@ -80,20 +80,9 @@ func (m *BlockMeta) Encode(dst []byte) []byte {
 // version newer than this build knows is an error too.
 func DecodeBlockMeta(b []byte) (*BlockMeta, error) {
 	const what = "block meta"
-	if len(b) < 9 {
-		return nil, Corruptf(what, 0, "%d bytes is too short", len(b))
-	}
-	body, sum := b[:len(b)-4], b[len(b)-4:]
-	if got, want := Checksum(body), uint32(sum[0])<<24|uint32(sum[1])<<16|uint32(sum[2])<<8|uint32(sum[3]); got != want {
-		return nil, Corruptf(what, len(body), "checksum %08x, want %08x", got, want)
-	}
-	d := NewDecbuf(body, what)
-	if magic := d.BE32(); magic != BlockMetaMagic {
-		return nil, Corruptf(what, 0, "bad magic %08x", magic)
-	}
-	v := d.Byte()
-	if v != 1 && v != BlockMetaVersion {
-		return nil, Corruptf(what, 4, "unknown version %d (this build knows 1 to %d)", v, BlockMetaVersion)
+	d, v, err := OpenRecord(b, what, BlockMetaMagic, 1, BlockMetaVersion)
+	if err != nil {
+		return nil, err
 	}
 	m := &BlockMeta{}
 	m.ID = BlockID(d.BE64())

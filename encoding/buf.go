@@ -176,3 +176,26 @@ func (d *Decbuf) UvarintString() string { return string(d.UvarintBytes()) }
 
 func float64bits(f float64) uint64     { return math.Float64bits(f) }
 func float64frombits(b uint64) float64 { return math.Float64frombits(b) }
+
+// OpenRecord checks a checksummed record: a BE32 magic, a version byte,
+// the rest of the body, then the CRC32C of all that as BE32. It returns a
+// Decbuf over the body after the version, and the version, which must be
+// in [minVersion, maxVersion]. Errors wrap ErrCorrupt and name what.
+func OpenRecord(b []byte, what string, magic uint32, minVersion, maxVersion byte) (Decbuf, byte, error) {
+	if len(b) < 9 {
+		return Decbuf{}, 0, Corruptf(what, 0, "%d bytes is too short", len(b))
+	}
+	body, sum := b[:len(b)-4], b[len(b)-4:]
+	if got, want := Checksum(body), binary.BigEndian.Uint32(sum); got != want {
+		return Decbuf{}, 0, Corruptf(what, len(body), "checksum %08x, want %08x", got, want)
+	}
+	d := NewDecbuf(body, what)
+	if m := d.BE32(); m != magic {
+		return Decbuf{}, 0, Corruptf(what, 0, "bad magic %08x", m)
+	}
+	v := d.Byte()
+	if v < minVersion || v > maxVersion {
+		return Decbuf{}, 0, Corruptf(what, 4, "unknown version %d (this build knows %d to %d)", v, minVersion, maxVersion)
+	}
+	return d, v, nil
+}

@@ -175,19 +175,9 @@ func (s *DependencyState) Encode(dst []byte) []byte {
 // DecodeDependencyState decodes what Encode wrote. Errors wrap ErrCorrupt.
 func DecodeDependencyState(b []byte) (*DependencyState, error) {
 	const what = "dependency state"
-	if len(b) < 9 {
-		return nil, Corruptf(what, 0, "%d bytes is too short", len(b))
-	}
-	body, sum := b[:len(b)-4], b[len(b)-4:]
-	if got, want := Checksum(body), uint32(sum[0])<<24|uint32(sum[1])<<16|uint32(sum[2])<<8|uint32(sum[3]); got != want {
-		return nil, Corruptf(what, len(body), "checksum %08x, want %08x", got, want)
-	}
-	d := NewDecbuf(body, what)
-	if magic := d.BE32(); magic != DependencyStateMagic {
-		return nil, Corruptf(what, 0, "bad magic %08x", magic)
-	}
-	if v := d.Byte(); v != DependencyStateVersion {
-		return nil, Corruptf(what, 4, "unknown version %d (this build knows %d)", v, DependencyStateVersion)
+	d, _, err := OpenRecord(b, what, DependencyStateMagic, DependencyStateVersion, DependencyStateVersion)
+	if err != nil {
+		return nil, err
 	}
 	table := make([]string, d.UvarintInt(d.Len()))
 	for i := range table {

@@ -148,20 +148,9 @@ func (h *TermHistograms) Encode(dst []byte) []byte {
 // encoding.ErrCorrupt.
 func DecodeTermHistograms(b []byte) (*TermHistograms, error) {
 	const what = "term histograms"
-	if len(b) < 9 {
-		return nil, encoding.Corruptf(what, 0, "%d bytes is too short", len(b))
-	}
-	body, sum := b[:len(b)-4], b[len(b)-4:]
-	if got, want := encoding.Checksum(body), uint32(sum[0])<<24|uint32(sum[1])<<16|uint32(sum[2])<<8|uint32(sum[3]); got != want {
-		return nil, encoding.Corruptf(what, len(body), "checksum %08x, want %08x", got, want)
-	}
-	d := encoding.NewDecbuf(body, what)
-	if magic := d.BE32(); magic != TermHistMagic {
-		return nil, encoding.Corruptf(what, 0, "bad magic %08x", magic)
-	}
-	v := d.Byte()
-	if v != 1 && v != TermHistVersion {
-		return nil, encoding.Corruptf(what, 4, "unknown version %d (this build knows 1 to %d)", v, TermHistVersion)
+	d, v, err := encoding.OpenRecord(b, what, TermHistMagic, 1, TermHistVersion)
+	if err != nil {
+		return nil, err
 	}
 	n := d.UvarintInt(d.Len() / 3)
 	h := &TermHistograms{}
