@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,10 +54,11 @@ const (
 // concurrent use.
 type depTracker struct {
 	mu        sync.Mutex
-	cur, prev map[uint64]string
+	cur, prev map[uint64]uint32 // span key → service number (names)
 	waiting   map[uint64][]waitingChild
 	nWaiting  int
-	services  map[string]string // interned service names
+	services  map[string]uint32 // service name → its number
+	names     []string          // service number → name
 	dropped   uint64            // children not tracked because maxWaiting was reached
 }
 
@@ -76,10 +78,10 @@ type edgeKey struct {
 
 func newDepTracker() *depTracker {
 	return &depTracker{
-		cur:      map[uint64]string{},
-		prev:     map[uint64]string{},
+		cur:      map[uint64]uint32{},
+		prev:     map[uint64]uint32{},
 		waiting:  map[uint64][]waitingChild{},
-		services: map[string]string{},
+		services: map[string]uint32{},
 	}
 }
 
@@ -90,15 +92,19 @@ func spanKey(t encoding.TraceID, s encoding.SpanID) uint64 {
 	return xxh3.Hash(b[:])
 }
 
-func (d *depTracker) intern(s string) string {
+// intern returns the number of service s, giving it one if need be.
+func (d *depTracker) intern(s string) uint32 {
 	if v, ok := d.services[s]; ok {
 		return v
 	}
-	d.services[s] = s
-	return s
+	n := uint32(len(d.names))
+	s = strings.Clone(s)
+	d.services[s] = n
+	d.names = append(d.names, s)
+	return n
 }
 
-func (d *depTracker) lookup(k uint64) (string, bool) {
+func (d *depTracker) lookup(k uint64) (uint32, bool) {
 	if s, ok := d.cur[k]; ok {
 		return s, true
 	}
@@ -112,21 +118,22 @@ func (d *depTracker) observe(spans []*encoding.Span, count func(edgeKey)) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, s := range spans {
-		svc := d.intern(s.ServiceName())
+		svcID := d.intern(s.ServiceName())
+		svc := d.names[svcID]
 		k := spanKey(s.TraceID, s.SpanID)
 		if old, ok := d.lookup(k); ok {
-			if old == svc {
+			if old == svcID {
 				continue // a duplicate: its calls are counted already
 			}
 		} else {
-			d.cur[k] = svc
+			d.cur[k] = svcID
 		}
 		minute := encoding.MinuteOf(s.StartUnixNano)
 		if !s.ParentSpanID.IsZero() && s.ParentSpanID != s.SpanID {
 			pk := spanKey(s.TraceID, s.ParentSpanID)
 			if psvc, ok := d.lookup(pk); ok {
-				if psvc != svc {
-					count(edgeKey{psvc, svc, minute})
+				if psvc != svcID {
+					count(edgeKey{d.names[psvc], svc, minute})
 				}
 			} else if d.nWaiting < maxWaiting {
 				d.waiting[pk] = append(d.waiting[pk], waitingChild{s.TraceID, s.ParentSpanID, svc, minute, 0})
@@ -165,7 +172,7 @@ func (d *depTracker) observe(spans []*encoding.Span, count func(edgeKey)) {
 func (d *depTracker) rotate() *encoding.DependencyState {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.prev, d.cur = d.cur, make(map[uint64]string, len(d.cur))
+	d.prev, d.cur = d.cur, make(map[uint64]uint32, len(d.cur))
 	st := &encoding.DependencyState{}
 	for k, ws := range d.waiting {
 		kept := ws[:0]
@@ -199,7 +206,7 @@ func (d *depTracker) restore(st *encoding.DependencyState, prev []*encoding.Span
 			break
 		}
 		k := spanKey(w.TraceID, w.Parent)
-		d.waiting[k] = append(d.waiting[k], waitingChild{w.TraceID, w.Parent, d.intern(w.Service), w.Minute, w.Age})
+		d.waiting[k] = append(d.waiting[k], waitingChild{w.TraceID, w.Parent, d.names[d.intern(w.Service)], w.Minute, w.Age})
 		d.nWaiting++
 	}
 	for _, s := range prev {
