@@ -51,6 +51,8 @@ func (db *DB) Compact(ctx context.Context) (res CompactResult, err error) {
 		return res, err
 	}
 	defer db.inflight.Done()
+	ctx, cancel := db.untilClose(ctx)
+	defer cancel()
 	start := time.Now()
 	defer func() { res.Elapsed = time.Since(start) }()
 	db.maintMu.Lock()
@@ -98,6 +100,20 @@ func (db *DB) Compact(ctx context.Context) (res CompactResult, err error) {
 			"spans_out", res.SpansOut, "bytes_in", res.BytesIn, "bytes_out", res.BytesOut, "duration", time.Since(start))
 	}
 	return res, nil
+}
+
+// untilClose returns a context that also ends when Close begins, so that
+// long maintenance stops early instead of holding Close up.
+func (db *DB) untilClose(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-db.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // compactGroup merges src, blocks of one partition of t, into one block
