@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/tracedb/tracedb/server/internal/pb/samplingv2"
+	pb "github.com/tracedb/tracedb/server/pb/samplingv2"
 )
 
 // TestSamplingEndpoints: the sampling listeners serve file strategies over

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/tracedb/tracedb/server/internal/pb/storagev2"
+	pb "github.com/tracedb/tracedb/server/pb/storagev2"
 )
 
 // TestStorageAPIReadsWhatOTLPWrote goes the whole way: the SDK exports

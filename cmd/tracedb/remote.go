@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -16,15 +17,12 @@ import (
 
 	"github.com/spf13/pflag"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -32,6 +30,7 @@ import (
 	"github.com/tracedb/tracedb/encoding"
 	"github.com/tracedb/tracedb/query"
 	"github.com/tracedb/tracedb/server"
+	pb "github.com/tracedb/tracedb/server/pb/storagev2"
 )
 
 // --server mode: the read commands the Jaeger storage v2 API can answer
@@ -64,103 +63,11 @@ func (r *remoteFlags) set() bool { return r.addr != "" }
 // errNoServerMode is returned by the commands the storage API cannot serve.
 var errNoServerMode = errors.New("--server: this command needs the data directory (the Jaeger storage API does not serve it); run it where the store is, with --data-dir")
 
-// remote is a connection to a tracedb serve.
-//
-// The generated stubs of the storage API live in server/internal, which Go
-// does not let cmd/ import; their message types are registered with the
-// protobuf registry all the same (the server package, linked into this
-// binary, imports them), so the client builds and reads the messages by
-// their full names through protoreflect and calls the methods by name.
+// remote is a connection to a tracedb serve's storage API.
 type remote struct {
-	conn *grpc.ClientConn
-}
-
-// The storage v2 API (jaeger-idl storage/v2), as the generated code names it.
-const (
-	storagePkg            = "jaeger.storage.v2."
-	methodGetTraces       = "/jaeger.storage.v2.TraceReader/GetTraces"
-	methodGetServices     = "/jaeger.storage.v2.TraceReader/GetServices"
-	methodGetOperations   = "/jaeger.storage.v2.TraceReader/GetOperations"
-	methodFindSummaries   = "/jaeger.storage.v2.TraceReader/FindTraceSummaries"
-	methodGetDependencies = "/jaeger.storage.v2.DependencyReader/GetDependencies"
-)
-
-// newMsg returns a new message of the storage API's type name.
-func newMsg(name string) (protoreflect.Message, error) {
-	t, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(storagePkg + name))
-	if err != nil {
-		return nil, fmt.Errorf("storage API message %s: %w", name, err)
-	}
-	return t.New(), nil
-}
-
-// fd returns the descriptor of field name of m; the names are the API's,
-// so a miss is a bug of this file.
-func fd(m protoreflect.Message, name string) protoreflect.FieldDescriptor {
-	f := m.Descriptor().Fields().ByName(protoreflect.Name(name))
-	if f == nil {
-		panic(fmt.Sprintf("storage API: %s has no field %s", m.Descriptor().FullName(), name))
-	}
-	return f
-}
-
-func get(m protoreflect.Message, name string) protoreflect.Value { return m.Get(fd(m, name)) }
-
-func set(m protoreflect.Message, name string, v protoreflect.Value) { m.Set(fd(m, name), v) }
-
-func setStr(m protoreflect.Message, name, v string) {
-	if v != "" {
-		set(m, name, protoreflect.ValueOfString(v))
-	}
-}
-
-func setTime(m protoreflect.Message, name string, ns uint64) {
-	if ts := timestamp(ns); ts != nil {
-		set(m, name, protoreflect.ValueOfMessage(ts.ProtoReflect()))
-	}
-}
-
-// unary calls method with req and returns the response message of type resp.
-func (r *remote) unary(ctx context.Context, method string, req protoreflect.Message, resp string) (protoreflect.Message, error) {
-	out, err := newMsg(resp)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.conn.Invoke(ctx, method, req.Interface(), out.Interface()); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// stream calls a server-streaming method with req and calls fn with each
-// message received, a new msg() each time.
-func (r *remote) stream(ctx context.Context, method string, req protoreflect.Message, msg func() (proto.Message, error), fn func(proto.Message) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	st, err := r.conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, method)
-	if err != nil {
-		return err
-	}
-	if err := st.SendMsg(req.Interface()); err != nil {
-		return err
-	}
-	if err := st.CloseSend(); err != nil {
-		return err
-	}
-	for {
-		m, err := msg()
-		if err != nil {
-			return err
-		}
-		if err := st.RecvMsg(m); err == io.EOF {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-	}
+	conn   *grpc.ClientConn
+	traces pb.TraceReaderClient
+	deps   pb.DependencyReaderClient
 }
 
 // dial connects to f.remote.addr and returns the client and a context
@@ -207,7 +114,8 @@ func (f *storeFlags) dial(ctx context.Context) (*remote, context.Context, error)
 	if token != "" {
 		md.Append("authorization", "Bearer "+token)
 	}
-	return &remote{conn: conn}, metadata.NewOutgoingContext(ctx, md), nil
+	return &remote{conn: conn, traces: pb.NewTraceReaderClient(conn), deps: pb.NewDependencyReaderClient(conn)},
+		metadata.NewOutgoingContext(ctx, md), nil
 }
 
 // withRemote dials, calls fn and closes the connection; a gRPC error is
@@ -249,38 +157,44 @@ func tracesOf(m proto.Message) (ptrace.Traces, error) {
 // limit <= 0 for all) in start-time order, or, with otlp set, each chunk
 // written to out as an OTLP JSON line.
 func remoteTrace(ctx context.Context, r *remote, id encoding.TraceID, limit int, otlp io.Writer) (spans []*encoding.Span, more bool, err error) {
-	req, err := newMsg("GetTracesRequest")
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := r.traces.GetTraces(ctx, &pb.GetTracesRequest{Query: []*pb.GetTraceParams{{TraceId: id[:]}}})
 	if err != nil {
 		return nil, false, err
 	}
-	list := req.Mutable(fd(req, "query")).List()
-	q := list.NewElement().Message()
-	set(q, "trace_id", protoreflect.ValueOfBytes(id[:]))
-	list.Append(protoreflect.ValueOfMessage(q))
 	chunks := 0
-	err = r.stream(ctx, methodGetTraces, req, func() (proto.Message, error) { return &tracepb.TracesData{}, nil }, func(m proto.Message) error {
+	for {
+		m, err := st.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, false, err
+		}
 		td, err := tracesOf(m)
 		if err != nil {
-			return fmt.Errorf("decode trace %s: %w", id, err)
+			return nil, false, fmt.Errorf("decode trace %s: %w", id, err)
 		}
 		if td.SpanCount() == 0 {
-			return nil
+			continue
 		}
 		chunks++
 		if otlp != nil {
 			var jm ptrace.JSONMarshaler
 			b, err := jm.MarshalTraces(td)
 			if err != nil {
-				return fmt.Errorf("encode trace %s: %w", id, err)
+				return nil, false, fmt.Errorf("encode trace %s: %w", id, err)
 			}
-			_, err = otlp.Write(append(b, '\n'))
-			return err
+			if _, err := otlp.Write(append(b, '\n')); err != nil {
+				return nil, false, err
+			}
+			continue
 		}
 		spans, _ = encoding.FromTraces(spans, nil, td)
-		return nil
-	})
-	if err != nil || chunks == 0 {
-		return nil, false, err
+	}
+	if chunks == 0 {
+		return nil, false, nil
 	}
 	slices.SortStableFunc(spans, func(a, b *encoding.Span) int {
 		return cmp.Or(cmp.Compare(a.StartUnixNano, b.StartUnixNano), bytes.Compare(a.SpanID[:], b.SpanID[:]))
@@ -308,90 +222,62 @@ func remoteSearch(ctx context.Context, r *remote, c query.SpanConditions, limit 
 	if c.Filter != nil {
 		return "", errors.New("--filter is not supported with --server; use --service, --operation, --tag and the duration flags, or run on the data directory")
 	}
-	req, err := newMsg("FindTraceSummariesRequest")
+	q := &pb.TraceQueryParameters{
+		ServiceName: c.Service, OperationName: c.Operation,
+		StartTimeMin: timestamp(c.StartTime.Start), StartTimeMax: timestamp(c.StartTime.End),
+		Pagination: &pb.Pagination{PageSize: uint32(max(limit, 1)), PageToken: pageToken},
+	}
+	if c.DurationMin > 0 {
+		q.DurationMin = durationpb.New(c.DurationMin)
+	}
+	if c.DurationMax > 0 {
+		q.DurationMax = durationpb.New(c.DurationMax)
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.Attributes)) {
+		q.Attributes = append(q.Attributes, &pb.KeyValue{Key: k, Value: &pb.AnyValue{Value: &pb.AnyValue_StringValue{StringValue: c.Attributes[k]}}})
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := r.traces.FindTraceSummaries(ctx, &pb.FindTraceSummariesRequest{Query: q})
 	if err != nil {
 		return "", err
 	}
-	q := req.Mutable(fd(req, "query")).Message()
-	setStr(q, "service_name", c.Service)
-	setStr(q, "operation_name", c.Operation)
-	setTime(q, "start_time_min", c.StartTime.Start)
-	setTime(q, "start_time_max", c.StartTime.End)
-	if c.DurationMin > 0 {
-		set(q, "duration_min", protoreflect.ValueOfMessage(durationpb.New(c.DurationMin).ProtoReflect()))
-	}
-	if c.DurationMax > 0 {
-		set(q, "duration_max", protoreflect.ValueOfMessage(durationpb.New(c.DurationMax).ProtoReflect()))
-	}
-	keys := make([]string, 0, len(c.Attributes))
-	for k := range c.Attributes {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	attrs := q.Mutable(fd(q, "attributes")).List()
-	for _, k := range keys {
-		kv := attrs.NewElement().Message()
-		setStr(kv, "key", k)
-		set(kv.Mutable(fd(kv, "value")).Message(), "string_value", protoreflect.ValueOfString(c.Attributes[k]))
-		attrs.Append(protoreflect.ValueOfMessage(kv))
-	}
-	pg := q.Mutable(fd(q, "pagination")).Message()
-	set(pg, "page_size", protoreflect.ValueOfUint32(uint32(max(limit, 1))))
-	setStr(pg, "page_token", pageToken)
-
 	next := ""
-	msg := func() (proto.Message, error) {
-		m, err := newMsg("FindTraceSummariesResponse")
+	for {
+		m, err := st.Recv()
+		if err == io.EOF {
+			return next, nil
+		}
 		if err != nil {
-			return nil, err
+			return "", err
 		}
-		return m.Interface(), nil
-	}
-	err = r.stream(ctx, methodFindSummaries, req, msg, func(pm proto.Message) error {
-		m := pm.ProtoReflect()
-		if t := get(m, "next_page_token").String(); t != "" {
-			next = t
+		if m.NextPageToken != "" {
+			next = m.NextPageToken
 		}
-		sums := get(m, "summaries").List()
-		for i := range sums.Len() {
-			s := sums.Get(i).Message()
-			var rs remoteSummary
-			copy(rs.id[:], get(s, "trace_id").Bytes())
-			rs.start = get(s, "min_start_time_unix_nano").Uint()
-			if end := get(s, "max_end_time_unix_nano").Uint(); end > rs.start {
-				rs.duration = end - rs.start
+		for _, s := range m.Summaries {
+			rs := remoteSummary{start: s.MinStartTimeUnixNano, spans: int(s.SpanCount), errors: int(s.ErrorSpanCount),
+				rootSvc: s.RootServiceName, rootOp: s.RootOperationName}
+			copy(rs.id[:], s.TraceId)
+			if s.MaxEndTimeUnixNano > rs.start {
+				rs.duration = s.MaxEndTimeUnixNano - rs.start
 			}
-			rs.spans, rs.errors = int(get(s, "span_count").Int()), int(get(s, "error_span_count").Int())
-			rs.rootSvc, rs.rootOp = get(s, "root_service_name").String(), get(s, "root_operation_name").String()
-			svcs := get(s, "services").List()
-			for j := range svcs.Len() {
-				rs.services = append(rs.services, get(svcs.Get(j).Message(), "name").String())
+			for _, sv := range s.Services {
+				rs.services = append(rs.services, sv.Name)
 			}
 			if err := fn(rs); err != nil {
-				return err
+				return "", err
 			}
 		}
-		return nil
-	})
-	return next, err
+	}
 }
 
 // remoteServices lists the services the server knows.
 func remoteServices(ctx context.Context, r *remote) ([]string, error) {
-	req, err := newMsg("GetServicesRequest")
+	res, err := r.traces.GetServices(ctx, &pb.GetServicesRequest{})
 	if err != nil {
 		return nil, err
 	}
-	res, err := r.unary(ctx, methodGetServices, req, "GetServicesResponse")
-	if err != nil {
-		return nil, err
-	}
-	l := get(res, "services").List()
-	out := make([]string, 0, l.Len())
-	for i := range l.Len() {
-		out = append(out, l.Get(i).String())
-	}
-	return out, nil
+	return res.Services, nil
 }
 
 // remoteOp is an operation as the server lists it.
@@ -400,21 +286,13 @@ type remoteOp struct{ name, kind string }
 // remoteOperations lists a service's operations, of one span kind when
 // kind is not "".
 func remoteOperations(ctx context.Context, r *remote, service, kind string) ([]remoteOp, error) {
-	req, err := newMsg("GetOperationsRequest")
+	res, err := r.traces.GetOperations(ctx, &pb.GetOperationsRequest{Service: service, SpanKind: kind})
 	if err != nil {
 		return nil, err
 	}
-	setStr(req, "service", service)
-	setStr(req, "span_kind", kind)
-	res, err := r.unary(ctx, methodGetOperations, req, "GetOperationsResponse")
-	if err != nil {
-		return nil, err
-	}
-	l := get(res, "operations").List()
-	out := make([]remoteOp, 0, l.Len())
-	for i := range l.Len() {
-		op := l.Get(i).Message()
-		out = append(out, remoteOp{get(op, "name").String(), get(op, "span_kind").String()})
+	out := make([]remoteOp, 0, len(res.Operations))
+	for _, op := range res.Operations {
+		out = append(out, remoteOp{op.Name, op.SpanKind})
 	}
 	return out, nil
 }
@@ -426,21 +304,14 @@ func remoteDeps(ctx context.Context, r *remote, tr db.TimeRange, now time.Time) 
 	if end == 0 {
 		end = unixNanos(now)
 	}
-	req, err := newMsg("GetDependenciesRequest")
+	res, err := r.deps.GetDependencies(ctx, &pb.GetDependenciesRequest{
+		StartTime: timestamppb.New(time.Unix(0, int64(min(tr.Start, 1<<63-1)))), EndTime: timestamp(end)})
 	if err != nil {
 		return nil, err
 	}
-	set(req, "start_time", protoreflect.ValueOfMessage(timestamppb.New(time.Unix(0, int64(min(tr.Start, 1<<63-1)))).ProtoReflect()))
-	setTime(req, "end_time", end)
-	res, err := r.unary(ctx, methodGetDependencies, req, "GetDependenciesResponse")
-	if err != nil {
-		return nil, err
-	}
-	l := get(res, "dependencies").List()
-	links := make([]query.DependencyLink, 0, l.Len())
-	for i := range l.Len() {
-		d := l.Get(i).Message()
-		links = append(links, query.DependencyLink{Parent: get(d, "parent").String(), Child: get(d, "child").String(), CallCount: get(d, "call_count").Uint()})
+	links := make([]query.DependencyLink, 0, len(res.Dependencies))
+	for _, d := range res.Dependencies {
+		links = append(links, query.DependencyLink{Parent: d.Parent, Child: d.Child, CallCount: d.CallCount})
 	}
 	slices.SortFunc(links, func(a, b query.DependencyLink) int {
 		return cmp.Or(strings.Compare(a.Parent, b.Parent), strings.Compare(a.Child, b.Child))

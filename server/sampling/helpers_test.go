@@ -9,7 +9,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
-	pb "github.com/tracedb/tracedb/server/internal/pb/samplingv2"
+	pb "github.com/tracedb/tracedb/server/pb/samplingv2"
 )
 
 // fakeClock is a clock tests move by hand.

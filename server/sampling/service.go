@@ -75,7 +75,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/tracedb/tracedb/db"
-	pb "github.com/tracedb/tracedb/server/internal/pb/samplingv2"
+	pb "github.com/tracedb/tracedb/server/pb/samplingv2"
 )
 
 // Clock tells the time. Options.Clock lets tests move time by hand.

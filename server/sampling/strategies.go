@@ -10,7 +10,7 @@ import (
 	"os"
 	"time"
 
-	pb "github.com/tracedb/tracedb/server/internal/pb/samplingv2"
+	pb "github.com/tracedb/tracedb/server/pb/samplingv2"
 )
 
 // The strategy types of a strategies file, as in Jaeger's file format.

@@ -24,8 +24,8 @@ import (
 
 	"github.com/tracedb/tracedb/db"
 	"github.com/tracedb/tracedb/query"
-	exprpb "github.com/tracedb/tracedb/server/internal/pb/expressionv1"
-	pb "github.com/tracedb/tracedb/server/internal/pb/storagev2"
+	exprpb "github.com/tracedb/tracedb/server/pb/expressionv1"
+	pb "github.com/tracedb/tracedb/server/pb/storagev2"
 )
 
 // base is the start time of the test data.

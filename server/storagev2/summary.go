@@ -11,7 +11,7 @@ import (
 
 	"github.com/tracedb/tracedb/db"
 	"github.com/tracedb/tracedb/encoding"
-	pb "github.com/tracedb/tracedb/server/internal/pb/storagev2"
+	pb "github.com/tracedb/tracedb/server/pb/storagev2"
 )
 
 // serviceNameKey is the resource attribute that names a span's service.

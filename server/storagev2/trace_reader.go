@@ -10,7 +10,7 @@ import (
 	"github.com/tracedb/tracedb/db"
 	"github.com/tracedb/tracedb/encoding"
 	"github.com/tracedb/tracedb/query"
-	pb "github.com/tracedb/tracedb/server/internal/pb/storagev2"
+	pb "github.com/tracedb/tracedb/server/pb/storagev2"
 )
 
 // GetTraces streams each requested trace, in the request's order, in

@@ -15,8 +15,8 @@ import (
 	"github.com/tracedb/tracedb/encoding"
 	"github.com/tracedb/tracedb/index"
 	"github.com/tracedb/tracedb/query"
-	exprpb "github.com/tracedb/tracedb/server/internal/pb/expressionv1"
-	pb "github.com/tracedb/tracedb/server/internal/pb/storagev2"
+	exprpb "github.com/tracedb/tracedb/server/pb/expressionv1"
+	pb "github.com/tracedb/tracedb/server/pb/storagev2"
 )
 
 // translateFilter turns a wire filter into a compiled query.Filter; nil

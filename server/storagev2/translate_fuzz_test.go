@@ -7,7 +7,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tracedb/tracedb/query"
-	exprpb "github.com/tracedb/tracedb/server/internal/pb/expressionv1"
+	exprpb "github.com/tracedb/tracedb/server/pb/expressionv1"
 )
 
 // FuzzTranslateFilter feeds random bytes, read as a wire Call, to the

@@ -1,7 +1,7 @@
 // Command genproto regenerates the Go stubs of Jaeger's storage v2 API
-// (server/internal/pb/storagev2), of its filter expressions
-// (server/internal/pb/expressionv1) and of the remote sampling API
-// (server/internal/pb/samplingv2, from api_v2/sampling.proto) from the
+// (server/pb/storagev2), of its filter expressions
+// (server/pb/expressionv1) and of the remote sampling API
+// (server/pb/samplingv2, from api_v2/sampling.proto) from the
 // .proto files of the github.com/jaegertracing/jaeger-idl module at
 // IDLVersion.
 //
@@ -61,8 +61,8 @@ const (
 	ProtocVersion      = "libprotoc 3.21.12"
 	ProtocGenGo        = "google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12"
 	ProtocGenGoGRPC    = "google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2"
-	goPackagePrefix    = "github.com/tracedb/tracedb/server/internal/pb/"
-	outDir             = "server/internal/pb"
+	goPackagePrefix    = "github.com/tracedb/tracedb/server/pb/"
+	outDir             = "server/pb"
 	otlpDescriptorFile = "otlp.binpb"
 )
 

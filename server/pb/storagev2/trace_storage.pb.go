@@ -7,7 +7,7 @@
 package storagev2
 
 import (
-	expressionv1 "github.com/tracedb/tracedb/server/internal/pb/expressionv1"
+	expressionv1 "github.com/tracedb/tracedb/server/pb/expressionv1"
 	v1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
