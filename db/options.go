@@ -110,7 +110,10 @@ type Options struct {
 
 	// BadgerBlockCacheBytes is Badger's block cache. Default 64 MiB.
 	BadgerBlockCacheBytes int64
-	// BadgerMemTableBytes is Badger's memtable size. Default 64 MiB.
+	// BadgerMemTableBytes is Badger's memtable size. Default 16 MiB: the
+	// LSM tree holds only keys and small values (row groups and postings
+	// over 4 KiB go to the value log), and three memtables of 64 MiB cost
+	// about 100 MiB more peak RSS while ingesting (bench/RESULTS.md).
 	BadgerMemTableBytes int64
 	// BadgerValueLogFileBytes is the size of Badger's value-log files,
 	// where row groups and postings live. Space is given back a file at a
@@ -153,7 +156,7 @@ const (
 	DefaultMaxAttributes         = 1024
 	DefaultMaxEventsOrLinks      = 10_000
 	DefaultBadgerBlockCacheBytes = 64 << 20
-	DefaultBadgerMemTableBytes   = 64 << 20
+	DefaultBadgerMemTableBytes   = 16 << 20
 	DefaultBadgerValueLogBytes   = 64 << 20
 	DefaultRetentionInterval     = time.Minute
 	DefaultCompactionInterval    = time.Minute
