@@ -28,6 +28,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/tracedb/tracedb/internal/jaegerconf"
 )
 
 // Process timings and sizes.
@@ -254,74 +256,6 @@ type JaegerStorage struct {
 	Remote string
 }
 
-// jaegerConfig returns a Jaeger v2 config: an OTLP receiver, the default
-// batch processor, jaeger_storage_exporter into one backend, and the query
-// extension; Jaeger's own tracing and metrics are off so that it touches
-// no default port and spends nothing on them.
-func jaegerConfig(a jaegerAddrs, st JaegerStorage) string {
-	var backend string
-	if st.BadgerDir != "" {
-		backend = fmt.Sprintf(`        badger:
-          directories:
-            keys: %q
-            values: %q
-          ephemeral: false
-`, filepath.Join(st.BadgerDir, "keys"), filepath.Join(st.BadgerDir, "values"))
-	} else {
-		backend = fmt.Sprintf(`        grpc:
-          endpoint: %s
-          tls:
-            insecure: true
-          timeout: %s
-`, st.Remote, jaegerRemoteTimeout)
-	}
-	return fmt.Sprintf(`service:
-  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    metrics:
-      level: none
-    logs:
-      level: warn
-
-extensions:
-  healthcheckv2:
-    use_v2: true
-    http:
-      endpoint: %[5]s
-  jaeger_query:
-    enable_tracing: false
-    storage:
-      traces: store
-    http:
-      endpoint: %[3]s
-    grpc:
-      endpoint: %[4]s
-  jaeger_storage:
-    backends:
-      store:
-%[6]s
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: %[1]s
-      http:
-        endpoint: %[2]s
-
-processors:
-  batch:
-
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: store
-`, a.otlpGRPC, a.otlpHTTP, a.queryHTTP, a.queryGRPC, a.health, backend)
-}
-
 // jaegerProc is a running Jaeger v2.
 type jaegerProc struct {
 	*benchProc
@@ -339,7 +273,9 @@ func startJaeger(ctx context.Context, bin, dir string, st JaegerStorage) (*jaege
 	}
 	j := &jaegerProc{addrs: jaegerAddrs{otlpGRPC: a[0], otlpHTTP: a[1], queryHTTP: a[2], queryGRPC: a[3], health: a[4]}}
 	cfgPath := filepath.Join(dir, "jaeger.yaml")
-	if err := os.WriteFile(cfgPath, []byte(jaegerConfig(j.addrs, st)), 0o600); err != nil {
+	cfg := jaegerconf.Config{OTLPGRPC: a[0], OTLPHTTP: a[1], QueryHTTP: a[2], QueryGRPC: a[3], Health: a[4],
+		BadgerDir: st.BadgerDir, Remote: st.Remote, RemoteTimeout: jaegerRemoteTimeout}
+	if err := os.WriteFile(cfgPath, []byte(cfg.YAML()), 0o600); err != nil {
 		return nil, err
 	}
 	if j.benchProc, err = startBenchProc("jaeger", bin, "--config", cfgPath); err != nil {

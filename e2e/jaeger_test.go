@@ -28,6 +28,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tracedb/tracedb/internal/jaegerconf"
 )
 
 // The test's knobs. Everything runs on loopback, so the timeouts only bound
@@ -115,7 +117,9 @@ func TestJaegerV2(t *testing.T) {
 	tdProc := startProcess(t, "tracedb", tracedbBin, tdArgs...)
 	tdProc.cleanExit = true
 	configPath := filepath.Join(dir, "jaeger.yaml")
-	if err := os.WriteFile(configPath, []byte(jaegerConfig(jg, td.storage)), 0o600); err != nil {
+	cfg := jaegerconf.Config{OTLPGRPC: jg.otlpGRPC, OTLPHTTP: jg.otlpHTTP, QueryHTTP: jg.queryHTTP, QueryGRPC: jg.queryGRPC,
+		Health: jg.health, Remote: td.storage, BatchTimeout: 50 * time.Millisecond, LogLevel: "info"}
+	if err := os.WriteFile(configPath, []byte(cfg.YAML()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	jProc := startProcess(t, "jaeger", jaegerBin, "--config", configPath)
@@ -1240,64 +1244,6 @@ func (q *jaegerQuery) findV3(v url.Values) (v3Traces, error) {
 type tracedbAddrs struct{ storage, admin, otlpGRPC, otlpHTTP string }
 
 type jaegerAddrs struct{ otlpGRPC, otlpHTTP, queryHTTP, queryGRPC, health string }
-
-// jaegerConfig is a Jaeger v2 config with tracedb as its only storage, for
-// reads and writes on one endpoint, and everything on loopback.
-func jaegerConfig(a jaegerAddrs, storage string) string {
-	return fmt.Sprintf(`service:
-  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    metrics:
-      level: none
-    logs:
-      level: info
-
-extensions:
-  healthcheckv2:
-    use_v2: true
-    http:
-      endpoint: %[5]s
-  jaeger_query:
-    # On by default in v2: Jaeger would trace itself to localhost:4317 and
-    # wait for that export on shutdown.
-    enable_tracing: false
-    storage:
-      traces: tracedb
-    http:
-      endpoint: %[3]s
-    grpc:
-      endpoint: %[4]s
-  jaeger_storage:
-    backends:
-      tracedb:
-        grpc:
-          endpoint: %[6]s
-          tls:
-            insecure: true
-          timeout: 5s
-
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: %[1]s
-      http:
-        endpoint: %[2]s
-
-processors:
-  batch:
-    timeout: 50ms
-
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: tracedb
-`, a.otlpGRPC, a.otlpHTTP, a.queryHTTP, a.queryGRPC, a.health, storage)
-}
 
 // tracedbBinary returns $TRACEDB_BIN, or builds ./cmd/tracedb into dir.
 func tracedbBinary(t *testing.T, dir string) string {
