@@ -78,20 +78,9 @@ func (b *blockBuilder) flushGroup() error {
 	if len(b.group) == 0 {
 		return nil
 	}
-	v, err := b.enc.Encode(nil, b.group)
-	if err != nil {
-		return fmt.Errorf("encode row group: %w", err)
-	}
-	m := b.meta
-	n := uint32(len(m.RowGroups))
-	if err := b.wb.Set(encoding.BlockKey(b.tenant, m.Partition, encoding.KindRowGroup, m.ID, n), v); err != nil {
+	if err := putRowGroup(b.wb, b.enc, b.tenant, b.meta, b.group); err != nil {
 		return err
 	}
-	m.RowGroups = append(m.RowGroups, encoding.RowGroupRef{
-		FirstTrace: b.group[0].TraceID, LastTrace: b.group[len(b.group)-1].TraceID,
-		Spans: uint32(len(b.group)), Bytes: uint32(len(v)),
-	})
-	m.Bytes += uint64(len(v))
 	clear(b.group)
 	b.group, b.size = b.group[:0], 0
 	return nil
@@ -103,47 +92,88 @@ func (b *blockBuilder) finish(edges []encoding.DependencyEdge) (*diskBlock, erro
 	if err := b.flushGroup(); err != nil {
 		return nil, err
 	}
-	m := b.meta
-	m.Spans = uint64(b.n)
-	m.Traces = uint64(len(b.traceIDs))
-	m.Edges = edges
-
-	pw := index.NewPostingsWriter(nil)
-	bucketOf := make([]uint16, b.n)
-	kindOf := make([]uint8, b.n)
-	var histTerms []index.Term
-	var histLists [][]uint32
-	err := b.postings.ForEach(func(t index.Term, ords []uint32) error {
-		switch {
-		case t.Name == index.NameDuration:
-			bucket, ok := index.ParseDurationValue(t.Value)
-			if !ok {
-				return fmt.Errorf("duration term %s does not name a bucket", t)
-			}
-			for _, o := range ords {
-				bucketOf[o] = bucket
-			}
-		case t.Name == index.NameKind:
-			k := index.KindBit(t.Value)
-			for _, o := range ords {
-				kindOf[o] = k
-			}
-		case index.HistogramTerm(t.Name):
-			histTerms = append(histTerms, t)
-			histLists = append(histLists, ords)
-		}
-		return pw.Add(t, ords)
-	})
-	if err != nil {
+	b.meta.Spans = uint64(b.n)
+	b.meta.Edges = edges
+	x := newBlockIndex(int(b.n))
+	if err := b.postings.ForEach(x.add); err != nil {
 		return nil, fmt.Errorf("write postings: %w", err)
 	}
-	dict, sections, err := pw.Finish()
+	return b.db.finishBlock(b.wb, b.tenant, b.meta, x, b.traceIDs)
+}
+
+// cancel gives up the block; keys already written are orphans, deleted
+// with deleteBlockKeys or at the next open.
+func (b *blockBuilder) cancel() { b.wb.Cancel() }
+
+// putRowGroup encodes spans as the next row group of the block of meta into
+// wb and records it in meta.
+func putRowGroup(wb *badger.WriteBatch, enc *encoding.RowGroupEncoder, tenant string, meta *encoding.BlockMeta, spans []*encoding.Span) error {
+	v, err := enc.Encode(nil, spans)
+	if err != nil {
+		return fmt.Errorf("encode row group: %w", err)
+	}
+	n := uint32(len(meta.RowGroups))
+	if err := wb.Set(encoding.BlockKey(tenant, meta.Partition, encoding.KindRowGroup, meta.ID, n), v); err != nil {
+		return err
+	}
+	meta.RowGroups = append(meta.RowGroups, encoding.RowGroupRef{
+		FirstTrace: spans[0].TraceID, LastTrace: spans[len(spans)-1].TraceID,
+		Spans: uint32(len(spans)), Bytes: uint32(len(v)),
+	})
+	meta.Bytes += uint64(len(v))
+	return nil
+}
+
+// blockIndex gathers what a block writes after its row groups: its
+// postings, given term by term in term order, and the term histograms that
+// the service, operation, duration and kind terms make.
+type blockIndex struct {
+	pw        *index.PostingsWriter
+	bucketOf  []uint16 // duration bucket of each span
+	kindOf    []uint8  // kind bit of each span
+	histTerms []index.Term
+	histLists [][]uint32
+}
+
+func newBlockIndex(spans int) *blockIndex {
+	return &blockIndex{pw: index.NewPostingsWriter(nil), bucketOf: make([]uint16, spans), kindOf: make([]uint8, spans)}
+}
+
+// add adds term t with the block ordinals ords, which must stay unchanged
+// until finishBlock.
+func (x *blockIndex) add(t index.Term, ords []uint32) error {
+	switch {
+	case t.Name == index.NameDuration:
+		b, ok := index.ParseDurationValue(t.Value)
+		if !ok {
+			return fmt.Errorf("duration term %s does not name a bucket", t)
+		}
+		for _, o := range ords {
+			x.bucketOf[o] = b
+		}
+	case t.Name == index.NameKind:
+		k := index.KindBit(t.Value)
+		for _, o := range ords {
+			x.kindOf[o] = k
+		}
+	case index.HistogramTerm(t.Name):
+		x.histTerms = append(x.histTerms, t)
+		x.histLists = append(x.histLists, ords)
+	}
+	return x.pw.Add(t, ords)
+}
+
+// finishBlock writes the block's postings, term histograms and trace-ID
+// filter into wb, completes meta, flushes wb and returns the block, not
+// yet visible (its meta is not written).
+func (db *DB) finishBlock(wb *badger.WriteBatch, tenant string, meta *encoding.BlockMeta, x *blockIndex, traceIDs []encoding.TraceID) (*diskBlock, error) {
+	dict, sections, err := x.pw.Finish()
 	if err != nil {
 		return nil, fmt.Errorf("write postings: %w", err)
 	}
 	set := func(kind byte, n uint32, v []byte) error {
-		m.Bytes += uint64(len(v))
-		return b.wb.Set(encoding.BlockKey(b.tenant, m.Partition, kind, m.ID, n), v)
+		meta.Bytes += uint64(len(v))
+		return wb.Set(encoding.BlockKey(tenant, meta.Partition, kind, meta.ID, n), v)
 	}
 	if err := set(encoding.KindPostingsDict, 0, dict); err != nil {
 		return nil, err
@@ -153,21 +183,19 @@ func (b *blockBuilder) finish(edges []encoding.DependencyEdge) (*diskBlock, erro
 			return nil, err
 		}
 	}
-	m.PostingsSections = uint32(len(sections))
-	if err := set(encoding.KindTermHists, 0, index.BuildTermHistograms(histTerms, histLists, bucketOf, kindOf).Encode(nil)); err != nil {
+	meta.PostingsSections = uint32(len(sections))
+	hists := index.BuildTermHistograms(x.histTerms, x.histLists, x.bucketOf, x.kindOf)
+	if err := set(encoding.KindTermHists, 0, hists.Encode(nil)); err != nil {
 		return nil, err
 	}
-	bloom := index.NewBloom(len(b.traceIDs), bloomFPR)
-	for _, id := range b.traceIDs {
+	meta.Traces = uint64(len(traceIDs))
+	bloom := index.NewBloom(len(traceIDs), bloomFPR)
+	for _, id := range traceIDs {
 		bloom.Add(id)
 	}
-	m.TraceBloom = bloom.Encode()
-	if err := b.wb.Flush(); err != nil {
-		return nil, fmt.Errorf("write block %s: %w", m.ID, err)
+	meta.TraceBloom = bloom.Encode()
+	if err := wb.Flush(); err != nil {
+		return nil, fmt.Errorf("write block %s: %w", meta.ID, err)
 	}
-	return openDiskBlock(b.db.bdb, b.db.codec, b.tenant, m)
+	return openDiskBlock(db.bdb, db.codec, tenant, meta)
 }
-
-// cancel gives up the block; keys already written are orphans, deleted
-// with deleteBlockKeys or at the next open.
-func (b *blockBuilder) cancel() { b.wb.Cancel() }

@@ -213,25 +213,13 @@ func (db *DB) deleteBlockKeys(tenant string, m *encoding.BlockMeta) {
 
 // mergeEdges sums the dependency edges of blocks.
 func mergeEdges(blocks []*diskBlock) []encoding.DependencyEdge {
-	type key struct {
-		parent, child string
-		minute        uint32
-	}
-	sums := map[key]uint64{}
+	sums := map[edgeKey]uint64{}
 	for _, b := range blocks {
 		for _, e := range b.meta.Edges {
-			sums[key{e.Parent, e.Child, e.Minute}] += e.Calls
+			sums[edgeKey{e.Parent, e.Child, e.Minute}] += e.Calls
 		}
 	}
-	if len(sums) == 0 {
-		return nil
-	}
-	out := make([]encoding.DependencyEdge, 0, len(sums))
-	for k, n := range sums {
-		out = append(out, encoding.DependencyEdge{Parent: k.parent, Child: k.child, Minute: k.minute, Calls: n})
-	}
-	encoding.SortEdges(out)
-	return out
+	return edgesOf(sums)
 }
 
 // blockCursor reads a block's spans in block order, a row group at a time.
@@ -287,6 +275,24 @@ func compareSpanOrder(a, b *encoding.Span) int {
 	return cmp.Or(cmp.Compare(a.StartUnixNano, b.StartUnixNano), bytes.Compare(a.SpanID[:], b.SpanID[:]))
 }
 
+// exactDups recognises exact duplicates (Span.Equal: a retried write) in a
+// stream of one trace's or many traces' spans ordered so that spans equal in
+// compareSpanOrder are adjacent (block order, or a trace's spans by start and
+// span ID). It keeps only the spans taken that sort equal to the last one.
+type exactDups struct{ same []*encoding.Span }
+
+// seen reports whether s duplicates a span taken before, and takes s if not.
+func (d *exactDups) seen(s *encoding.Span) bool {
+	if len(d.same) > 0 && compareSpanOrder(d.same[0], s) != 0 {
+		d.same = d.same[:0]
+	}
+	if slices.ContainsFunc(d.same, s.Equal) {
+		return true
+	}
+	d.same = append(d.same, s)
+	return false
+}
+
 // mergeBlocks calls fn with the spans of blocks in block order, exact
 // duplicates once, and counts the spans read in *in.
 func mergeBlocks(ctx context.Context, blocks []*diskBlock, fn func(*encoding.Span) error, in *uint64) error {
@@ -302,7 +308,7 @@ func mergeBlocks(ctx context.Context, blocks []*diskBlock, fn func(*encoding.Spa
 		}
 	}
 	heap.Init(&h)
-	var same []*encoding.Span // spans taken that sort equal to the last one
+	var dups exactDups
 	for n := 0; h.Len() > 0; n++ {
 		if n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -312,12 +318,7 @@ func mergeBlocks(ctx context.Context, blocks []*diskBlock, fn func(*encoding.Spa
 		c := h[0]
 		s := c.span
 		*in++
-		if len(same) > 0 && compareSpanOrder(same[0], s) != 0 {
-			same = same[:0]
-		}
-		dup := slices.ContainsFunc(same, s.Equal)
-		if !dup {
-			same = append(same, s)
+		if !dups.seen(s) {
 			if err := fn(s); err != nil {
 				return err
 			}

@@ -183,8 +183,12 @@ func (db *DB) open() error {
 	if err != nil {
 		return err
 	}
-	if err := db.restoreDeps(); err != nil {
-		return err
+	// A read-only store counts no new calls: its tracker stays empty, and
+	// open does not decode the newest blocks for it.
+	if !db.opts.ReadOnly {
+		if err := db.restoreDeps(); err != nil {
+			return err
+		}
 	}
 	walPath := filepath.Join(db.dir, walDir)
 	if err := db.replayWAL(walPath, checkpoint); err != nil {

@@ -255,9 +255,8 @@ func newFlushTerms(heads []*head) *flushTerms {
 	return fl
 }
 
-// write adds the postings of spans, in their block order, to pw, and
-// returns the duration histograms of their service and operation terms.
-func (fl *flushTerms) write(spans []flushSpan, pw *index.PostingsWriter) (*index.TermHistograms, error) {
+// write adds the postings of spans, in their block order, to x.
+func (fl *flushTerms) write(spans []flushSpan, x *blockIndex) error {
 	for i, s := range spans {
 		m := fl.toGlobal[s.head]
 		for _, local := range fl.idx[s.head].termIDs(s.ord) {
@@ -269,39 +268,14 @@ func (fl *flushTerms) write(spans []flushSpan, pw *index.PostingsWriter) (*index
 		}
 	}
 	slices.SortFunc(fl.touched, func(a, b uint32) int { return fl.terms[a].Compare(fl.terms[b]) })
-	bucketOf := make([]uint16, len(spans))
-	kindOf := make([]uint8, len(spans))
-	var histTerms []index.Term
-	var histLists [][]uint32
 	for _, g := range fl.touched {
-		switch t := fl.terms[g]; {
-		case t.Name == index.NameDuration:
-			b, ok := index.ParseDurationValue(t.Value)
-			if !ok {
-				return nil, fmt.Errorf("duration term %s does not name a bucket", t)
-			}
-			for _, ord := range fl.lists[g] {
-				bucketOf[ord] = b
-			}
-		case t.Name == index.NameKind:
-			k := index.KindBit(t.Value)
-			for _, ord := range fl.lists[g] {
-				kindOf[ord] = k
-			}
-		case index.HistogramTerm(t.Name):
-			histTerms = append(histTerms, t)
-			histLists = append(histLists, fl.lists[g])
+		if err := x.add(fl.terms[g], fl.lists[g]); err != nil {
+			return err
 		}
-	}
-	hists := index.BuildTermHistograms(histTerms, histLists, bucketOf, kindOf)
-	for _, g := range fl.touched {
-		if err := pw.Add(fl.terms[g], fl.lists[g]); err != nil {
-			return nil, err
-		}
-		fl.lists[g] = nil
+		fl.lists[g] = nil // x keeps the list; the next block starts afresh
 	}
 	fl.touched = fl.touched[:0]
-	return hists, nil
+	return nil
 }
 
 func (db *DB) writeBlock(tenant string, p encoding.PartitionID, fspans []flushSpan, rows []headRows, fl *flushTerms) (*diskBlock, error) {
@@ -323,7 +297,6 @@ func (db *DB) writeBlock(tenant string, p encoding.PartitionID, fspans []flushSp
 			traceIDs = append(traceIDs, s.traceID)
 		}
 	}
-	meta.Traces = uint64(len(traceIDs))
 	// Row groups: decode one group's rows at a time, so the flush holds
 	// only one row group of decoded spans.
 	enc := db.codec.NewRowGroupEncoder()
@@ -346,57 +319,17 @@ func (db *DB) writeBlock(tenant string, p encoding.PartitionID, fspans []flushSp
 			hi++
 		}
 		lo = hi
-		v, err := enc.Encode(nil, group)
-		if err != nil {
-			return nil, fmt.Errorf("encode row group: %w", err)
-		}
-		n := uint32(len(meta.RowGroups))
-		if err := wb.Set(encoding.BlockKey(tenant, p, encoding.KindRowGroup, meta.ID, n), v); err != nil {
+		if err := putRowGroup(wb, enc, tenant, meta, group); err != nil {
 			return nil, err
 		}
-		meta.RowGroups = append(meta.RowGroups, encoding.RowGroupRef{
-			FirstTrace: group[0].TraceID, LastTrace: group[len(group)-1].TraceID,
-			Spans: uint32(len(group)), Bytes: uint32(len(v)),
-		})
-		meta.Bytes += uint64(len(v))
 	}
 
-	// Postings over the block's ordinals.
-	pw := index.NewPostingsWriter(nil)
-	hists, err := fl.write(fspans, pw)
-	if err != nil {
+	// Postings over the block's ordinals, from the heads' term IDs.
+	x := newBlockIndex(len(fspans))
+	if err := fl.write(fspans, x); err != nil {
 		return nil, fmt.Errorf("write postings: %w", err)
 	}
-	hv := hists.Encode(nil)
-	if err := wb.Set(encoding.BlockKey(tenant, p, encoding.KindTermHists, meta.ID, 0), hv); err != nil {
-		return nil, err
-	}
-	meta.Bytes += uint64(len(hv))
-	dict, sections, err := pw.Finish()
-	if err != nil {
-		return nil, fmt.Errorf("write postings: %w", err)
-	}
-	if err := wb.Set(encoding.BlockKey(tenant, p, encoding.KindPostingsDict, meta.ID, 0), dict); err != nil {
-		return nil, err
-	}
-	meta.Bytes += uint64(len(dict))
-	for i, sec := range sections {
-		if err := wb.Set(encoding.BlockKey(tenant, p, encoding.KindPostings, meta.ID, uint32(i)), sec); err != nil {
-			return nil, err
-		}
-		meta.Bytes += uint64(len(sec))
-	}
-	meta.PostingsSections = uint32(len(sections))
-
-	bloom := index.NewBloom(len(traceIDs), bloomFPR)
-	for _, id := range traceIDs {
-		bloom.Add(id)
-	}
-	meta.TraceBloom = bloom.Encode()
-	if err := wb.Flush(); err != nil {
-		return nil, fmt.Errorf("write block %s: %w", meta.ID, err)
-	}
-	return openDiskBlock(db.bdb, db.codec, tenant, meta)
+	return db.finishBlock(wb, tenant, meta, x, traceIDs)
 }
 
 // newBlockID returns a store-unique, time-ordered block ID.

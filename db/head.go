@@ -294,6 +294,10 @@ func (h *head) Spans(ctx context.Context, ords index.Postings, fn func(ord uint3
 	return ords.Err()
 }
 
+// TermKinds is not kept by the head: known is false, and readers count
+// kinds from the head's postings, which are in memory.
+func (h *head) TermKinds(index.Term) (uint8, bool, error) { return 0, false, nil }
+
 // DurationHistogram is not kept by the head: known is false.
 func (h *head) DurationHistogram(index.Term) ([]index.BucketCount, bool, error) {
 	return nil, false, nil

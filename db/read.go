@@ -172,9 +172,8 @@ func mergeTraceSpans(ctx context.Context, srcs []BlockReader, id encoding.TraceI
 		}
 	}
 	heap.Init(h)
-	// group holds the yielded spans that share the current start time: an
-	// exact duplicate has the same start, so it can only be among them.
-	var group []*encoding.Span
+	// Spans come by start, then span ID: an exact duplicate is adjacent.
+	var dups exactDups
 	for h.Len() > 0 {
 		top := &h.items[0]
 		s := top.span
@@ -189,13 +188,9 @@ func mergeTraceSpans(ctx context.Context, srcs []BlockReader, id encoding.TraceI
 		} else {
 			heap.Pop(h)
 		}
-		if len(group) > 0 && group[0].StartUnixNano != s.StartUnixNano {
-			group = group[:0]
-		}
-		if slices.ContainsFunc(group, s.Equal) {
+		if dups.seen(s) {
 			continue
 		}
-		group = append(group, s)
 		if !yield(s, nil) {
 			return
 		}

@@ -359,15 +359,11 @@ func (db *DB) keepTraces(ctx context.Context, t *tenantDB, p encoding.PartitionI
 	}
 	slices.SortStableFunc(spans, compareSpanOrder)
 	bb := db.newBlockBuilder(t.name, p.Kept())
-	var same []*encoding.Span
+	var dups exactDups
 	for _, s := range spans {
-		if len(same) > 0 && compareSpanOrder(same[0], s) != 0 {
-			same = same[:0]
-		}
-		if slices.ContainsFunc(same, s.Equal) {
+		if dups.seen(s) {
 			continue
 		}
-		same = append(same, s)
 		if err := bb.add(s); err != nil {
 			bb.cancel()
 			db.deleteBlockKeys(t.name, bb.meta)
