@@ -1,5 +1,7 @@
 // Package server is tracedb's network face, the process `tracedb serve`
-// runs: the Jaeger storage v2 gRPC API (package storagev2), OTLP receivers
+// runs: the Jaeger storage v2 gRPC API (package storagev2) and, beside it,
+// tracedb's own analytics API (package analytics: histograms, rates,
+// stats, export, which the CLI's --server mode uses), OTLP receivers
 // over gRPC and HTTP, gRPC health checking, the admin HTTP listener
 // (/metrics, /healthz, /readyz, pprof), Jaeger remote sampling (package
 // sampling, on listeners of its own), TLS, bearer-token auth and tenants.
@@ -52,6 +54,7 @@ import (
 
 	"github.com/tracedb/tracedb/db"
 	"github.com/tracedb/tracedb/query"
+	"github.com/tracedb/tracedb/server/analytics"
 	"github.com/tracedb/tracedb/server/sampling"
 	"github.com/tracedb/tracedb/server/storagev2"
 )
@@ -172,6 +175,7 @@ func New(cfg Config, store *db.DB, opts Options) (*Server, error) {
 	if cfg.Listen.Storage != Off {
 		gs := s.newGRPCServer(true)
 		storagev2.Register(gs, eng, opts.StorageV2)
+		analytics.Register(gs, store, eng, analytics.Options{})
 		s.grpcServers[ListenerStorage] = gs
 	}
 	if cfg.Listen.OTLPGRPC != Off {

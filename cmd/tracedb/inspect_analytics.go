@@ -42,7 +42,8 @@ func histogramCmd() *cobra.Command {
 		Long: `Show the latency histogram of the spans that meet the conditions, as
 horizontal bars from the shortest to the longest duration seen, with the
 percentiles marked. Counts come from the duration-bucket indexes (buckets
-within 1/64 of each other), merged to fit --rows rows.`,
+within 1/64 of each other), merged to fit --rows rows. With --server, a
+running tracedb serve counts them (its analytics API) for --tenant.`,
 		Example: `  tracedb histogram --service payment --operation Charge --start 1h
   tracedb histogram --service frontend --tag http.route=/checkout --rows 20
   tracedb histogram --filter 'resource.service = "database" and span.kind = "client"'`,
@@ -67,12 +68,8 @@ func (o *histogramOpts) run(ctx context.Context, out io.Writer, now time.Time) e
 	if o.rows < 1 {
 		return fmt.Errorf("--rows %d: want at least 1", o.rows)
 	}
-	return o.store.withStore(ctx, false, func(ctx context.Context, store *db.DB) error {
-		e, err := engine(store)
-		if err != nil {
-			return err
-		}
-		h, err := e.LatencyHistogram(ctx, query.HistogramQuery{SpanConditions: c})
+	return o.store.withAnalytics(ctx, func(ctx context.Context, src analyticsSource) error {
+		h, err := src.Histogram(ctx, c, o.spans.filter)
 		if err != nil {
 			return err
 		}
@@ -117,7 +114,9 @@ func rateCmd() *cobra.Command {
 		Long: `Show, per step of time, the number of matching spans (requests), those with
 status Error, and their ratio, as sparklines; --output table lists every
 step. Without --start and --end the range is the store's (the earliest to the
-latest span start); without --step, the step fits the range to the width.`,
+latest span start); without --step, the step fits the range to the width.
+With --server, a running tracedb serve counts them (its analytics API) for
+--tenant.`,
 		Example: `  tracedb rate --service payment --start 6h --step 5m
   tracedb rate --service frontend --operation "GET /checkout" --output table`,
 		Args: cobra.NoArgs,
@@ -153,15 +152,16 @@ func (o *rateOpts) run(ctx context.Context, out io.Writer, now time.Time) error 
 	}
 	width := outputWidth(o.width)
 	sparkCols := max(width-rateLabelCols-rateStatsCols, 10)
-	return o.store.withStore(ctx, false, func(ctx context.Context, store *db.DB) error {
+	return o.store.withAnalytics(ctx, func(ctx context.Context, src analyticsSource) error {
 		step := o.step
 		if !o.spans.start.set() || !o.spans.end.set() {
 			// The store's range, cut into whole steps from a multiple of
 			// the step, so that no step is a sliver.
-			lo, hi, ok, err := dataRange(ctx, store)
+			data, ok, err := src.StartRange(ctx)
 			if err != nil {
 				return err
 			}
+			lo, hi := data.Start, data.End
 			if !ok {
 				_, err := fmt.Fprintln(out, "(no spans)")
 				return err
@@ -188,11 +188,7 @@ func (o *rateOpts) run(ctx context.Context, out io.Writer, now time.Time) error 
 		if step == 0 {
 			step = niceStep(time.Duration(c.StartTime.End-c.StartTime.Start), sparkCols)
 		}
-		e, err := engine(store)
-		if err != nil {
-			return err
-		}
-		points, err := e.Rate(ctx, query.RateQuery{SpanConditions: c, Step: step})
+		points, err := src.Rate(ctx, query.RateQuery{SpanConditions: c, Step: step}, o.spans.filter)
 		if err != nil {
 			return err
 		}
@@ -204,25 +200,50 @@ func (o *rateOpts) run(ctx context.Context, out io.Writer, now time.Time) error 
 	})
 }
 
-// dataRange returns the earliest and latest span start of the tenant's
-// readers; ok is false when it has no span.
-func dataRange(ctx context.Context, store *db.DB) (lo, hi uint64, ok bool, err error) {
-	snap, err := store.Snapshot(ctx)
-	if err != nil {
-		return 0, 0, false, err
+// analyticsSource is where histogram and rate read: the data directory
+// (localAnalytics) or, with --server, a server's analytics API
+// (*analytics.Client, which has these methods). Both answer in the query
+// engine's types, so one rendering serves both. filter is the text of
+// --filter, which a server parses itself (c.Filter is its local parse).
+type analyticsSource interface {
+	Histogram(ctx context.Context, c query.SpanConditions, filter string) (query.Histogram, error)
+	Rate(ctx context.Context, q query.RateQuery, filter string) ([]query.RatePoint, error)
+	// StartRange returns the earliest and latest span start of the
+	// tenant; ok is false when it has no span.
+	StartRange(ctx context.Context) (r db.TimeRange, ok bool, err error)
+}
+
+// localAnalytics answers from a store opened here.
+type localAnalytics struct {
+	store *db.DB
+	eng   *query.Engine
+}
+
+func (l localAnalytics) Histogram(ctx context.Context, c query.SpanConditions, _ string) (query.Histogram, error) {
+	return l.eng.LatencyHistogram(ctx, query.HistogramQuery{SpanConditions: c})
+}
+
+func (l localAnalytics) Rate(ctx context.Context, q query.RateQuery, _ string) ([]query.RatePoint, error) {
+	return l.eng.Rate(ctx, q)
+}
+
+func (l localAnalytics) StartRange(ctx context.Context) (db.TimeRange, bool, error) {
+	return l.store.StartRange(ctx)
+}
+
+// withAnalytics calls fn with the server's analytics API when --server is
+// given, else with the store in --data-dir.
+func (f *storeFlags) withAnalytics(ctx context.Context, fn func(ctx context.Context, src analyticsSource) error) error {
+	if f.remote.set() {
+		return f.withRemote(ctx, func(ctx context.Context, r *remote) error { return fn(ctx, r.analytics) })
 	}
-	defer snap.Release()
-	for _, r := range snap.Readers {
-		info := r.Info()
-		if info.Spans == 0 {
-			continue
+	return f.withStore(ctx, false, func(ctx context.Context, store *db.DB) error {
+		e, err := engine(store)
+		if err != nil {
+			return err
 		}
-		if !ok || info.MinStart < lo {
-			lo = info.MinStart
-		}
-		hi, ok = max(hi, info.MaxStart), true
-	}
-	return lo, hi, ok, nil
+		return fn(ctx, localAnalytics{store: store, eng: e})
+	})
 }
 
 // niceSteps are the steps an automatic step is rounded up to.

@@ -10,8 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tracedb/tracedb/db"
-	"github.com/tracedb/tracedb/encoding"
-	"github.com/tracedb/tracedb/retention"
 )
 
 type statsOpts struct {
@@ -27,9 +25,13 @@ func statsCmd() *cobra.Command {
 		Long: `Show what the store holds, by tenant: partitions, disk blocks, spans in
 blocks and in the head (spans not yet flushed), encoded bytes and bytes per
 span, and the time range. --partitions lists every partition. Without
---tenant, every tenant with blocks is listed, and the default tenant.`,
+--tenant, every tenant with blocks is listed, and the default tenant.
+With --server, a running tracedb serve answers for the caller's tenant only
+(--tenant, sent as the x-tenant header; tenants share nothing, so no other
+tenant is listed).`,
 		Example: `  tracedb stats
-  tracedb stats --partitions --tenant acme`,
+  tracedb stats --partitions --tenant acme
+  tracedb stats --server 127.0.0.1:17271 --tenant acme`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return o.run(cmd.Context(), cmd.OutOrStdout(), cmd.Flags().Changed("tenant"))
@@ -40,18 +42,17 @@ span, and the time range. --partitions lists every partition. Without
 	return cmd
 }
 
-// tenantStats is what stats shows of one tenant.
-type tenantStats struct {
-	name                   string
-	partitions, blocks     int
-	spans, headSpans, size uint64
-	minStart, maxEnd       uint64
-	blocksOf               map[encoding.PartitionID]int
-}
-
 func (o *statsOpts) run(ctx context.Context, out io.Writer, oneTenant bool) error {
+	if o.store.remote.set() {
+		return o.store.withRemote(ctx, func(ctx context.Context, r *remote) error {
+			ts, err := r.analytics.Stats(ctx)
+			if err != nil {
+				return err
+			}
+			return writeStats(out, []db.TenantStats{ts}, o.partitions)
+		})
+	}
 	return o.store.withStore(ctx, false, func(ctx context.Context, store *db.DB) error {
-		parts := store.Partitions()
 		names := []string{o.store.tenant}
 		if !oneTenant {
 			names = append(names, db.DefaultTenant)
@@ -59,79 +60,42 @@ func (o *statsOpts) run(ctx context.Context, out io.Writer, oneTenant bool) erro
 			slices.Sort(names)
 			names = slices.Compact(names)
 		}
-		var all []tenantStats
+		all := make([]db.TenantStats, 0, len(names))
 		for _, name := range names {
-			ts, err := statsOf(db.WithTenant(ctx, name), store, name, parts)
+			ts, err := store.Stats(db.WithTenant(ctx, name))
 			if err != nil {
 				return fmt.Errorf("tenant %s: %w", name, err)
 			}
 			all = append(all, ts)
 		}
-		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "TENANT\tPARTITIONS\tBLOCKS\tSPANS\tHEAD SPANS\tBYTES\tBYTES/SPAN\tFROM\tTO")
-		for _, t := range all {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", t.name, t.partitions, t.blocks, t.spans, t.headSpans,
-				formatBytes(t.size), perSpan(t.size, t.spans), timeOrDash(t.minStart, t.spans+t.headSpans), timeOrDash(t.maxEnd, t.spans+t.headSpans))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		if !o.partitions {
-			return nil
-		}
-		fmt.Fprintln(out)
-		fmt.Fprintln(tw, "TENANT\tPARTITION\tBLOCKS\tSPANS\tBYTES\tBYTES/SPAN\tFROM\tTO")
-		for _, t := range all {
-			for _, p := range parts {
-				if p.Tenant != t.name {
-					continue
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", p.Tenant, p.ID, t.blocksOf[p.ID], p.Spans,
-					formatBytes(p.Bytes), perSpan(p.Bytes, p.Spans), formatTime(p.MinStart), formatTime(p.MaxEnd))
-			}
-		}
-		return tw.Flush()
+		return writeStats(out, all, o.partitions)
 	})
 }
 
-// statsOf sums one tenant's partitions (blocks on disk) and its snapshot
-// (for the block counts and the head's spans).
-func statsOf(ctx context.Context, store *db.DB, name string, parts []retention.Partition) (tenantStats, error) {
-	ts := tenantStats{name: name, blocksOf: map[encoding.PartitionID]int{}}
-	snap, err := store.Snapshot(ctx)
-	if err != nil {
-		return ts, err
+// writeStats prints a line per tenant and, with partitions set, a line per
+// partition.
+func writeStats(out io.Writer, all []db.TenantStats, partitions bool) error {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TENANT\tPARTITIONS\tBLOCKS\tSPANS\tHEAD SPANS\tBYTES\tBYTES/SPAN\tFROM\tTO")
+	for _, t := range all {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", t.Tenant, len(t.Partitions), t.Blocks, t.Spans, t.HeadSpans,
+			formatBytes(t.Bytes), perSpan(t.Bytes, t.Spans), timeOrDash(t.MinStart, t.Spans+t.HeadSpans), timeOrDash(t.MaxEnd, t.Spans+t.HeadSpans))
 	}
-	defer snap.Release()
-	first := true
-	widen := func(lo, hi uint64) {
-		if first || lo < ts.minStart {
-			ts.minStart = lo
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if !partitions {
+		return nil
+	}
+	fmt.Fprintln(out)
+	fmt.Fprintln(tw, "TENANT\tPARTITION\tBLOCKS\tSPANS\tBYTES\tBYTES/SPAN\tFROM\tTO")
+	for _, t := range all {
+		for _, p := range t.Partitions {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", t.Tenant, p.ID, p.Blocks, p.Spans,
+				formatBytes(p.Bytes), perSpan(p.Bytes, p.Spans), formatTime(p.MinStart), formatTime(p.MaxEnd))
 		}
-		ts.maxEnd, first = max(ts.maxEnd, hi), false
 	}
-	for _, r := range snap.Readers {
-		info := r.Info()
-		if info.Head {
-			ts.headSpans += info.Spans
-			if info.Spans > 0 {
-				widen(info.MinStart, max(info.MaxEnd, info.MaxStart))
-			}
-			continue
-		}
-		ts.blocks++
-		ts.blocksOf[info.Partition]++
-	}
-	for _, p := range parts {
-		if p.Tenant != name {
-			continue
-		}
-		ts.partitions++
-		ts.spans += p.Spans
-		ts.size += p.Bytes
-		widen(p.MinStart, p.MaxEnd)
-	}
-	return ts, nil
+	return tw.Flush()
 }
 
 func perSpan(bytes, spans uint64) string {

@@ -15,10 +15,11 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/tracedb/tracedb/db"
 	"github.com/tracedb/tracedb/encoding"
-	"github.com/tracedb/tracedb/index"
+	"github.com/tracedb/tracedb/server/analytics"
 )
 
 // File formats of export and import:
@@ -46,9 +47,6 @@ const (
 	maxDelimitedMessage = 256 << 20
 	// progressEvery is how often the progress bar is redrawn at most.
 	progressEvery = 200 * time.Millisecond
-	// progressStep is how many spans export reads between two moves of
-	// the progress bar.
-	progressStep = 1024
 )
 
 type exportOpts struct {
@@ -69,10 +67,13 @@ JSON, one TracesData per line, or with --format proto, TracesData protobuf
 messages each preceded by its uvarint length. The store is read block by
 block, so memory stays bounded; a trace's spans may be spread over several
 TracesData. Exact duplicates stored twice (retried writes) are written twice;
-reads of the imported store show them once, as they do here.`,
+reads of the imported store show them once, as they do here. With
+--server, a running tracedb serve streams the spans (its analytics API) for
+--tenant, in the same TracesData; --batch-spans is then at most 10000.`,
 		Example: `  tracedb export > all.jsonl
   tracedb export --start 2024-05-01T00:00:00Z --end 2024-05-02T00:00:00Z -o may1.jsonl
-  tracedb export --format proto -o backup.otlp`,
+  tracedb export --format proto -o backup.otlp
+  tracedb export --server 127.0.0.1:17271 --tenant acme -o acme.jsonl`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return o.run(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -111,99 +112,89 @@ func (o *exportOpts) run(ctx context.Context, stdout, stderr io.Writer) (err err
 		}()
 		out = f
 	}
-	return o.store.withStore(ctx, false, func(ctx context.Context, store *db.DB) error {
-		bw := bufio.NewWriterSize(out, 1<<20)
-		n, err := exportSpans(ctx, store, tr, bw, o.format, o.batch, stderr)
-		if err != nil {
-			return err
-		}
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-		if o.output != "-" {
-			fmt.Fprintf(stderr, "exported %d spans to %s\n", n, o.output)
-		}
-		return nil
-	})
-}
-
-// exportSpans writes the spans of the context's tenant that start in tr
-// to w in format, batch spans per TracesData, and returns their number.
-func exportSpans(ctx context.Context, store *db.DB, tr db.TimeRange, w io.Writer, format string, batch int, stderr io.Writer) (uint64, error) {
-	snap, err := store.Snapshot(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer snap.Release()
-	end := tr.End
-	if end == 0 {
-		end = ^uint64(0)
-	}
-	readers := slices.Clone(snap.Readers)
-	slices.SortStableFunc(readers, func(a, b db.BlockReader) int {
-		ai, bi := a.Info(), b.Info()
-		return int(min(max(int64(ai.MinStart)-int64(bi.MinStart), -1), 1))
-	})
-	var todo uint64
-	for _, r := range readers {
-		todo += r.Info().Spans
-	}
-	prog := newProgress(stderr, "export", int64(min(todo, 1<<63-1)), false, "spans")
-	defer prog.clear() // on an error, before it is printed
-	var (
-		done, written uint64
-		buf           []byte
-		b             = encoding.NewTracesBuilder()
-	)
-	emit := func() error {
-		td := b.Take()
+	bw := bufio.NewWriterSize(out, 1<<20)
+	var buf []byte
+	write := func(td ptrace.Traces) error {
 		var err error
-		if buf, err = marshalTraces(buf[:0], td, format); err != nil {
+		if buf, err = marshalTraces(buf[:0], td, o.format); err != nil {
 			return err
 		}
-		_, err = w.Write(buf)
+		_, err = bw.Write(buf)
 		return err
 	}
-	for _, r := range readers {
-		info := r.Info()
-		if info.Spans == 0 || info.MaxStart < tr.Start || info.MinStart > end {
-			done += info.Spans
-			prog.set(int64(done))
-			continue
+	var n uint64
+	if o.store.remote.set() {
+		if o.batch > analytics.DefaultMaxChunk {
+			return fmt.Errorf("--batch-spans %d: a server sends at most %d spans per TracesData", o.batch, analytics.DefaultMaxChunk)
 		}
-		ords := index.NewRangePostings(0, uint32(min(info.Spans, 1<<32-1)))
-		err := r.Spans(ctx, ords, func(_ uint32, s *encoding.Span) error {
-			if done++; done%progressStep == 0 {
-				prog.set(int64(done))
+		err = o.store.withRemote(ctx, func(ctx context.Context, r *remote) error {
+			prog := newProgress(stderr, "export", -1, false, "spans")
+			defer prog.clear() // on an error, before it is printed
+			err := r.analytics.Export(ctx, tr, o.batch, func(td ptrace.Traces) error {
+				n += uint64(td.SpanCount())
+				prog.set(int64(min(n, 1<<63-1)))
+				return write(td)
+			})
+			if err == nil {
+				prog.finish(fmt.Sprintf("%d spans written", n))
 			}
-			if s.StartUnixNano < tr.Start || s.StartUnixNano > end {
-				return nil
-			}
-			b.Add(s)
-			written++
-			if b.Len() >= batch {
-				return emit()
-			}
-			return nil
+			return err
 		})
-		if err != nil {
-			return written, fmt.Errorf("export: %s: %w", readerLabel(info), err)
+	} else {
+		err = o.store.withStore(ctx, false, func(ctx context.Context, store *db.DB) error {
+			var err error
+			n, err = exportSpans(ctx, store, tr, o.batch, write, stderr)
+			return err
+		})
+	}
+	if err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	if o.output != "-" {
+		fmt.Fprintf(stderr, "exported %d spans to %s\n", n, o.output)
+	}
+	return nil
+}
+
+// exportSpans passes the spans of the context's tenant that start in tr to
+// write, batch spans per TracesData, and returns their number. The server's
+// analytics API cuts its Export stream the same way (db.DB.ScanSpans and
+// encoding.TracesBuilder), so that --server writes the same TracesData.
+func exportSpans(ctx context.Context, store *db.DB, tr db.TimeRange, batch int, write func(ptrace.Traces) error, stderr io.Writer) (uint64, error) {
+	var prog *progress
+	defer func() {
+		if prog != nil {
+			prog.clear() // on an error, before it is printed
 		}
+	}()
+	b := encoding.NewTracesBuilder()
+	written, err := store.ScanSpans(ctx, tr, func(s *encoding.Span) error {
+		b.Add(s)
+		if b.Len() >= batch {
+			return write(b.Take())
+		}
+		return nil
+	}, func(done, total uint64) {
+		if prog == nil {
+			prog = newProgress(stderr, "export", int64(min(total, 1<<63-1)), false, "spans")
+		}
+		prog.set(int64(min(done, 1<<63-1)))
+	})
+	if err != nil {
+		return written, fmt.Errorf("export: %w", err)
 	}
 	if b.Len() > 0 {
-		if err := emit(); err != nil {
+		if err := write(b.Take()); err != nil {
 			return written, err
 		}
 	}
-	prog.finish(fmt.Sprintf("%d spans written", written))
-	return written, nil
-}
-
-func readerLabel(info db.BlockInfo) string {
-	if info.Head {
-		return "head"
+	if prog != nil {
+		prog.finish(fmt.Sprintf("%d spans written", written))
 	}
-	return "block " + info.ID.String()
+	return written, nil
 }
 
 // marshalTraces appends td to dst in format: a JSON line, or a
@@ -241,8 +232,13 @@ whole file of one), proto (TracesData messages each preceded by its uvarint
 length, as export writes), proto-file (the whole file is one TracesData).
 auto takes json when the file starts with '{', else proto. "-" reads stdin.
 Spans the store rejects (zero IDs, end before start, over the size limits) are
-reported, the rest are stored, and the exit code is non-zero.`,
+reported, the rest are stored, and the exit code is non-zero. With --server,
+each TracesData is sent to a running tracedb serve as an OTLP export on its
+storage listener (the OTLP gRPC TraceService it serves beside the storage
+API), for --tenant; a TracesData over the server's message limit
+(limits.max_message_bytes) is refused whole.`,
 		Example: `  tracedb import all.jsonl
+  tracedb import backup.jsonl --server 127.0.0.1:17271 --tenant acme
   tracedb import --format proto backup.otlp --data-dir /tmp/restored
   tracedb trace 4bf92f3577b34da6a3ce929d0e0e4736 -o otlp-json | tracedb import - --tenant copy`,
 		Args: cobra.ExactArgs(1),
@@ -255,7 +251,7 @@ reported, the rest are stored, and the exit code is non-zero.`,
 	return cmd
 }
 
-// maxRejectionsShown bounds the rejected spans import names one by one.
+// maxRejectionsShown bounds the rejections import prints one by one.
 const maxRejectionsShown = 10
 
 func (o *importOpts) run(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, path string) (err error) {
@@ -284,43 +280,85 @@ func (o *importOpts) run(ctx context.Context, stdin io.Reader, stdout, stderr io
 			return fmt.Errorf("read %s: %w", path, err)
 		}
 	}
+	if o.store.remote.set() {
+		return o.store.withRemote(ctx, func(ctx context.Context, r *remote) error {
+			client := ptraceotlp.NewGRPCClient(r.conn)
+			return o.load(path, br, cr, size, format, stdout, stderr, "server "+o.store.remote.addr,
+				func(td ptrace.Traces) (int, int, []string, error) {
+					n := td.SpanCount()
+					res, err := client.Export(ctx, ptraceotlp.NewExportRequestFromTraces(td))
+					if err != nil {
+						return 0, 0, nil, err
+					}
+					ps := res.PartialSuccess()
+					rejected := int(min(max(ps.RejectedSpans(), 0), int64(n)))
+					var why []string
+					if rejected > 0 {
+						why = append(why, fmt.Sprintf("%d spans rejected: %s", rejected, ps.ErrorMessage()))
+					}
+					return n - rejected, rejected, why, nil
+				})
+		})
+	}
 	return o.store.withStore(ctx, true, func(ctx context.Context, store *db.DB) error {
-		prog := newProgress(stderr, "import", size, size > 0, "spans")
-		defer prog.clear() // on an error, before it is printed
-		var accepted, rejected, messages int
-		start := time.Now()
-		err := readTraces(br, format, func(td ptrace.Traces) error {
-			messages++
+		return o.load(path, br, cr, size, format, stdout, stderr, o.store.dataDir, func(td ptrace.Traces) (int, int, []string, error) {
 			res, err := store.Write(ctx, td)
 			if err != nil {
-				return fmt.Errorf("TracesData %d: %w", messages, err)
+				return 0, 0, nil, err
 			}
-			accepted += res.Accepted
-			for _, r := range res.Rejected {
-				if rejected < maxRejectionsShown {
-					prog.clear()
-					fmt.Fprintf(stderr, "TracesData %d: %v\n", messages, r)
-				}
-				rejected++
+			why := make([]string, len(res.Rejected))
+			for i, r := range res.Rejected {
+				why[i] = fmt.Sprint(r)
 			}
-			if size > 0 {
-				prog.set(cr.n - int64(br.Buffered()))
-			} else {
-				prog.set(int64(accepted))
-			}
-			return nil
+			return res.Accepted, len(res.Rejected), why, nil
 		})
+	})
+}
+
+// load reads the TracesData of br (format, size bytes or -1 when not
+// known, counted by cr) and hands each to write, which stores it and
+// returns the spans accepted and rejected, and a line saying why for each
+// rejected span (locally) or each TracesData with rejections (from a
+// server, which says why in one message). It prints the first few lines,
+// then a summary naming into, and fails when a span was rejected.
+func (o *importOpts) load(path string, br *bufio.Reader, cr *countingReader, size int64, format string, stdout, stderr io.Writer,
+	into string, write func(ptrace.Traces) (accepted, rejected int, why []string, err error)) error {
+	prog := newProgress(stderr, "import", size, size > 0, "spans")
+	defer prog.clear() // on an error, before it is printed
+	var accepted, rejected, shown, messages int
+	start := time.Now()
+	err := readTraces(br, format, func(td ptrace.Traces) error {
+		messages++
+		n, bad, why, err := write(td)
 		if err != nil {
-			return fmt.Errorf("import %s: %w", path, err)
+			return fmt.Errorf("TracesData %d: %w", messages, err)
 		}
-		prog.finish("")
-		fmt.Fprintf(stdout, "imported %d spans from %d TracesData in %s into %s (tenant %s)\n", accepted, messages,
-			time.Since(start).Round(time.Millisecond), o.store.dataDir, o.store.tenant)
-		if rejected > 0 {
-			return fmt.Errorf("%d spans rejected (the first %d are listed above)", rejected, min(rejected, maxRejectionsShown))
+		accepted += n
+		rejected += bad
+		for _, line := range why {
+			if shown < maxRejectionsShown {
+				prog.clear()
+				fmt.Fprintf(stderr, "TracesData %d: %s\n", messages, line)
+				shown++
+			}
+		}
+		if size > 0 {
+			prog.set(cr.n - int64(br.Buffered()))
+		} else {
+			prog.set(int64(accepted))
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("import %s: %w", path, err)
+	}
+	prog.finish("")
+	fmt.Fprintf(stdout, "imported %d spans from %d TracesData in %s into %s (tenant %s)\n", accepted, messages,
+		time.Since(start).Round(time.Millisecond), into, o.store.tenant)
+	if rejected > 0 {
+		return fmt.Errorf("%d spans rejected (the first %d reasons are listed above)", rejected, shown)
+	}
+	return nil
 }
 
 // sniffFormat tells OTLP JSON (the first byte that is not white space is

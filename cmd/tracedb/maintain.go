@@ -112,18 +112,17 @@ type storeTotals struct {
 
 func totalsOf(ctx context.Context, store *db.DB) (storeTotals, error) {
 	var t storeTotals
-	parts := store.Partitions()
-	for _, p := range parts {
+	for _, p := range store.Partitions() {
 		t.partitions++
 		t.spans += p.Spans
 		t.bytes += p.Bytes
 	}
 	for _, name := range store.Tenants() {
-		ts, err := statsOf(db.WithTenant(ctx, name), store, name, parts)
+		ts, err := store.Stats(db.WithTenant(ctx, name))
 		if err != nil {
 			return t, fmt.Errorf("tenant %s: %w", name, err)
 		}
-		t.blocks += ts.blocks
+		t.blocks += ts.Blocks
 	}
 	return t, nil
 }

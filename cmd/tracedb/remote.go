@@ -30,13 +30,17 @@ import (
 	"github.com/tracedb/tracedb/encoding"
 	"github.com/tracedb/tracedb/query"
 	"github.com/tracedb/tracedb/server"
+	"github.com/tracedb/tracedb/server/analytics"
 	pb "github.com/tracedb/tracedb/server/pb/storagev2"
 )
 
-// --server mode: the read commands the Jaeger storage v2 API can answer
-// (trace, search, services, operations, deps) ask a running tracedb serve
-// over gRPC instead of opening a data directory. The other commands refuse
-// it: storeFlags.open does.
+// --server mode: the commands ask a running tracedb serve over gRPC, on its
+// storage listener, instead of opening a data directory: trace, search,
+// services, operations and deps through the Jaeger storage v2 API;
+// histogram, rate, stats and export through tracedb's analytics API
+// (package server/analytics); import sends OTLP to the listener's OTLP
+// TraceService. The maintenance commands have no --server; storeFlags.open
+// refuses it should a command reach it with one.
 
 // remoteFlags are the flags of --server mode.
 type remoteFlags struct {
@@ -49,7 +53,7 @@ type remoteFlags struct {
 }
 
 func (r *remoteFlags) bind(fs *pflag.FlagSet) {
-	fs.StringVar(&r.addr, "server", "", "host:port of a running tracedb serve's gRPC storage API (e.g. 127.0.0.1:17271) to ask instead of --data-dir")
+	fs.StringVar(&r.addr, "server", "", "host:port of a running tracedb serve's gRPC storage listener (e.g. 127.0.0.1:17271) to ask instead of --data-dir")
 	fs.BoolVar(&r.tls, "tls", false, "with --server: connect with TLS, trusting the system's roots (implied by --tls-ca and --tls-insecure-skip-verify)")
 	fs.StringVar(&r.tlsCA, "tls-ca", "", "with --server: PEM file of the CA that signed the server's certificate")
 	fs.BoolVar(&r.skipCheck, "tls-insecure-skip-verify", false, "with --server: accept any server certificate (testing only)")
@@ -60,14 +64,16 @@ func (r *remoteFlags) bind(fs *pflag.FlagSet) {
 // set reports whether --server was given.
 func (r *remoteFlags) set() bool { return r.addr != "" }
 
-// errNoServerMode is returned by the commands the storage API cannot serve.
-var errNoServerMode = errors.New("--server: this command needs the data directory (the Jaeger storage API does not serve it); run it where the store is, with --data-dir")
+// errNoServerMode is returned when a command that needs the data directory
+// is given --server.
+var errNoServerMode = errors.New("--server: this command needs the data directory (a server does not serve it); run it where the store is, with --data-dir")
 
-// remote is a connection to a tracedb serve's storage API.
+// remote is a connection to a tracedb serve's storage listener.
 type remote struct {
-	conn   *grpc.ClientConn
-	traces pb.TraceReaderClient
-	deps   pb.DependencyReaderClient
+	conn      *grpc.ClientConn
+	traces    pb.TraceReaderClient
+	deps      pb.DependencyReaderClient
+	analytics *analytics.Client
 }
 
 // dial connects to f.remote.addr and returns the client and a context
@@ -114,7 +120,7 @@ func (f *storeFlags) dial(ctx context.Context) (*remote, context.Context, error)
 	if token != "" {
 		md.Append("authorization", "Bearer "+token)
 	}
-	return &remote{conn: conn, traces: pb.NewTraceReaderClient(conn), deps: pb.NewDependencyReaderClient(conn)},
+	return &remote{conn: conn, traces: pb.NewTraceReaderClient(conn), deps: pb.NewDependencyReaderClient(conn), analytics: analytics.NewClient(conn)},
 		metadata.NewOutgoingContext(ctx, md), nil
 }
 

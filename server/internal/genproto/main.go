@@ -3,7 +3,8 @@
 // (server/pb/expressionv1) and of the remote sampling API
 // (server/pb/samplingv2, from api_v2/sampling.proto) from the
 // .proto files of the github.com/jaegertracing/jaeger-idl module at
-// IDLVersion.
+// IDLVersion, and the stubs of tracedb's own analytics API
+// (server/pb/analyticsv1) from the repository's server/proto.
 //
 // Run it from the repository root:
 //
@@ -64,17 +65,22 @@ const (
 	goPackagePrefix    = "github.com/tracedb/tracedb/server/pb/"
 	outDir             = "server/pb"
 	otlpDescriptorFile = "otlp.binpb"
+	// localProtoDir holds the repository's own .proto files.
+	localProtoDir = "server/proto"
 )
 
 // packages maps each generated Go package to its .proto files, relative to
-// the module's proto directory.
+// the jaeger-idl module's proto directory, or with local set, to
+// localProtoDir.
 var packages = []struct {
 	name  string
 	files []string
+	local bool
 }{
-	{"expressionv1", []string{"expression/v1/expression.proto", "expression/v1/vocabulary.proto"}},
-	{"storagev2", []string{"storage/v2/trace_storage.proto", "storage/v2/dependency_storage.proto", "storage/v2/capabilities.proto"}},
-	{"samplingv2", []string{"api_v2/sampling.proto"}},
+	{"expressionv1", []string{"expression/v1/expression.proto", "expression/v1/vocabulary.proto"}, false},
+	{"storagev2", []string{"storage/v2/trace_storage.proto", "storage/v2/dependency_storage.proto", "storage/v2/capabilities.proto"}, false},
+	{"samplingv2", []string{"api_v2/sampling.proto"}, false},
+	{"analyticsv1", []string{"tracedb/analytics/v1/analytics.proto"}, true},
 }
 
 func main() {
@@ -119,6 +125,13 @@ func run() error {
 	src := filepath.Join(tmp, "proto")
 	for _, p := range packages {
 		for _, f := range p.files {
+			if p.local {
+				// The repository's own protos need no mending.
+				if err := copyFile(filepath.Join(localProtoDir, f), filepath.Join(src, f)); err != nil {
+					return err
+				}
+				continue
+			}
 			b, err := os.ReadFile(filepath.Join(idlDir, "proto", f))
 			if err != nil {
 				return err
@@ -202,6 +215,18 @@ func run() error {
 		}
 	}
 	return nil
+}
+
+// copyFile copies the file from to the path to, creating its directory.
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o644)
 }
 
 // moduleDir downloads mod (path@version) into the module cache and
