@@ -112,13 +112,19 @@ func putRowGroup(wb *badger.WriteBatch, enc *encoding.RowGroupEncoder, tenant st
 	if err != nil {
 		return fmt.Errorf("encode row group: %w", err)
 	}
+	return addRowGroup(wb, tenant, meta, spans[0].TraceID, spans[len(spans)-1].TraceID, len(spans), v)
+}
+
+// addRowGroup writes v, the encoding of spans spans from trace first to
+// trace last, as the next row group of the block of meta into wb and
+// records it in meta.
+func addRowGroup(wb *badger.WriteBatch, tenant string, meta *encoding.BlockMeta, first, last encoding.TraceID, spans int, v []byte) error {
 	n := uint32(len(meta.RowGroups))
 	if err := wb.Set(encoding.BlockKey(tenant, meta.Partition, encoding.KindRowGroup, meta.ID, n), v); err != nil {
 		return err
 	}
 	meta.RowGroups = append(meta.RowGroups, encoding.RowGroupRef{
-		FirstTrace: spans[0].TraceID, LastTrace: spans[len(spans)-1].TraceID,
-		Spans: uint32(len(spans)), Bytes: uint32(len(v)),
+		FirstTrace: first, LastTrace: last, Spans: uint32(spans), Bytes: uint32(len(v)),
 	})
 	meta.Bytes += uint64(len(v))
 	return nil

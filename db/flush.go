@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -297,39 +301,89 @@ func (db *DB) writeBlock(tenant string, p encoding.PartitionID, fspans []flushSp
 			traceIDs = append(traceIDs, s.traceID)
 		}
 	}
-	// Row groups: decode one group's rows at a time, so the flush holds
-	// only one row group of decoded spans.
-	enc := db.codec.NewRowGroupEncoder()
-	var group []*encoding.Span
-	for lo := 0; lo < len(fspans); {
-		// A row group ends at RowGroupSpans spans or at about
-		// maxRowGroupBytes of rows, whichever comes first, so that huge
-		// spans cannot make a row group too large to read at once.
-		group = group[:0]
-		hi, size := lo, 0
-		for hi < len(fspans) && hi-lo < db.opts.RowGroupSpans && (hi == lo || size < maxRowGroupBytes) {
-			f := fspans[hi]
-			s, err := rows[f.head].span(f.ord)
-			if err != nil {
-				return nil, err
+	// Row groups are encoded on up to GOMAXPROCS workers while this
+	// goroutine builds the postings: on a store that ingests faster than
+	// one core flushes, writers wait for the flush, so the flush is what
+	// the other cores can help with. A worker decodes one group's rows at
+	// a time, so the flush holds at most that many groups of decoded spans.
+	groups := cutRowGroups(fspans, rows, db.opts.RowGroupSpans)
+	encoded := make([][]byte, len(groups))
+	maxEnds := make([]uint64, len(groups))
+	var (
+		next   atomic.Int64
+		failed atomic.Bool
+		wg     sync.WaitGroup
+	)
+	workers := min(runtime.GOMAXPROCS(0), len(groups))
+	errs := make([]error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			enc := db.codec.NewRowGroupEncoder()
+			var spans []*encoding.Span
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= len(groups) {
+					return
+				}
+				spans = spans[:0]
+				for _, f := range fspans[groups[i].lo:groups[i].hi] {
+					s, err := rows[f.head].span(f.ord)
+					if err != nil {
+						errs[w] = err
+						failed.Store(true)
+						return
+					}
+					maxEnds[i] = max(maxEnds[i], s.EndUnixNano)
+					spans = append(spans, s)
+				}
+				v, err := enc.Encode(nil, spans)
+				if err != nil {
+					errs[w] = fmt.Errorf("encode row group: %w", err)
+					failed.Store(true)
+					return
+				}
+				encoded[i] = v
 			}
-			meta.MaxEnd = max(meta.MaxEnd, s.EndUnixNano)
-			size += len(rows[f.head].rows[f.ord])
-			group = append(group, s)
-			hi++
-		}
-		lo = hi
-		if err := putRowGroup(wb, enc, tenant, meta, group); err != nil {
+		})
+	}
+	// Postings over the block's ordinals, from the heads' term IDs.
+	x := newBlockIndex(len(fspans))
+	perr := fl.write(fspans, x)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if perr != nil {
+		return nil, fmt.Errorf("write postings: %w", perr)
+	}
+	for i, g := range groups {
+		meta.MaxEnd = max(meta.MaxEnd, maxEnds[i])
+		first, last := fspans[g.lo].traceID, fspans[g.hi-1].traceID
+		if err := addRowGroup(wb, tenant, meta, first, last, g.hi-g.lo, encoded[i]); err != nil {
 			return nil, err
 		}
 	}
-
-	// Postings over the block's ordinals, from the heads' term IDs.
-	x := newBlockIndex(len(fspans))
-	if err := fl.write(fspans, x); err != nil {
-		return nil, fmt.Errorf("write postings: %w", err)
-	}
 	return db.finishBlock(wb, tenant, meta, x, traceIDs)
+}
+
+// rowRange is a row group's span range [lo, hi) in a block's spans.
+type rowRange struct{ lo, hi int }
+
+// cutRowGroups cuts spans into row groups of at most perGroup spans or
+// about maxRowGroupBytes of rows, whichever comes first, so that huge
+// spans cannot make a row group too large to read at once.
+func cutRowGroups(spans []flushSpan, rows []headRows, perGroup int) []rowRange {
+	var groups []rowRange
+	for lo := 0; lo < len(spans); {
+		hi, size := lo, 0
+		for hi < len(spans) && hi-lo < perGroup && (hi == lo || size < maxRowGroupBytes) {
+			size += len(rows[spans[hi].head].rows[spans[hi].ord])
+			hi++
+		}
+		groups = append(groups, rowRange{lo, hi})
+		lo = hi
+	}
+	return groups
 }
 
 // newBlockID returns a store-unique, time-ordered block ID.
