@@ -18,16 +18,22 @@ import (
 const walRecordVersion = 1
 
 func encodeWALRecord(dst []byte, tenant string, td ptrace.Traces) ([]byte, error) {
-	e := encoding.Encbuf{B: dst}
-	e.PutByte(walRecordVersion)
-	e.PutUvarintString(tenant)
 	m := ptrace.ProtoMarshaler{}
 	body, err := m.MarshalTraces(td)
 	if err != nil {
 		return nil, err
 	}
-	e.PutBytes(body)
-	return e.B, nil
+	return walRecordOfWire(dst, tenant, body), nil
+}
+
+// walRecordOfWire appends the WAL record of tenant's spans whose OTLP
+// protobuf encoding is wire to dst.
+func walRecordOfWire(dst []byte, tenant string, wire []byte) []byte {
+	e := encoding.Encbuf{B: dst}
+	e.PutByte(walRecordVersion)
+	e.PutUvarintString(tenant)
+	e.PutBytes(wire)
+	return e.B
 }
 
 // decodeWALRecord returns the tenant and spans of a record. Errors wrap

@@ -25,6 +25,22 @@ type WriteResult struct {
 //
 // Write does not keep td; the caller may reuse it after Write returns.
 func (db *DB) Write(ctx context.Context, td ptrace.Traces) (WriteResult, error) {
+	return db.write(ctx, td, nil)
+}
+
+// WriteEncoded is Write for spans the caller decoded from their OTLP
+// protobuf encoding: wire must be the bytes td was decoded from, an
+// ExportTraceServiceRequest or a TracesData (the same wire format). When
+// every span is accepted, the WAL logs wire as it is instead of encoding
+// td again; replay decodes it the same way. A receiver that holds the
+// request's bytes (tracedb serve) saves the encoding.
+//
+// WriteEncoded does not keep td or wire.
+func (db *DB) WriteEncoded(ctx context.Context, td ptrace.Traces, wire []byte) (WriteResult, error) {
+	return db.write(ctx, td, wire)
+}
+
+func (db *DB) write(ctx context.Context, td ptrace.Traces, wire []byte) (WriteResult, error) {
 	var res WriteResult
 	tenant, err := tenantOf(ctx)
 	if err != nil {
@@ -49,11 +65,15 @@ func (db *DB) Write(ctx context.Context, td ptrace.Traces) (WriteResult, error) 
 	if len(accepted) == 0 {
 		return res, nil
 	}
-	walTD := td
-	if len(res.Rejected) > 0 {
-		walTD = encoding.ToTraces(accepted)
+	var rec []byte
+	switch {
+	case len(res.Rejected) > 0:
+		rec, err = encodeWALRecord(nil, tenant, encoding.ToTraces(accepted))
+	case wire != nil:
+		rec = walRecordOfWire(nil, tenant, wire)
+	default:
+		rec, err = encodeWALRecord(nil, tenant, td)
 	}
-	rec, err := encodeWALRecord(nil, tenant, walTD)
 	if err != nil {
 		return res, fmt.Errorf("write: encode wal record: %w", err)
 	}

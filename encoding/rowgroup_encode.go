@@ -85,10 +85,11 @@ func (t *table[T]) reset() {
 
 // add records a use of v and returns its distinct index.
 func (t *table[T]) add(v T) uint32 {
-	i, ok := t.lookup(v)
+	h := t.hash(v)
+	i, ok := t.find(v, h)
 	if !ok {
 		i = uint32(len(t.vals))
-		t.idx.insert(t.hash(v), i)
+		t.idx.insert(h, i)
 		t.vals = append(t.vals, v)
 		t.counts = append(t.counts, 0)
 	}
@@ -98,12 +99,14 @@ func (t *table[T]) add(v T) uint32 {
 }
 
 // lookup returns the distinct index of v, if v is in the table.
-func (t *table[T]) lookup(v T) (uint32, bool) {
+func (t *table[T]) lookup(v T) (uint32, bool) { return t.find(v, t.hash(v)) }
+
+// find is lookup for v, whose hash is h.
+func (t *table[T]) find(v T, h uint32) (uint32, bool) {
 	slots := t.idx.slots
 	if len(slots) == 0 {
 		return 0, false
 	}
-	h := t.hash(v)
 	mask := uint32(len(slots) - 1)
 	for j := h & mask; ; j = (j + 1) & mask {
 		s := slots[j]

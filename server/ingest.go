@@ -29,6 +29,15 @@ type Writer interface {
 	Write(ctx context.Context, td ptrace.Traces) (db.WriteResult, error)
 }
 
+// EncodedWriter is a Writer that also takes the protobuf bytes td was
+// decoded from, to log them as they are (db.DB.WriteEncoded): the
+// receivers hand them over for protobuf requests and so save encoding
+// every request again.
+type EncodedWriter interface {
+	Writer
+	WriteEncoded(ctx context.Context, td ptrace.Traces, wire []byte) (db.WriteResult, error)
+}
+
 // How long a refused client is asked to wait before retrying. Both are
 // hints: the OTLP exporters back off exponentially from there.
 const (
@@ -89,11 +98,12 @@ type ingester struct {
 }
 
 // export decodes a request with decode, writes its spans and returns the
-// OTLP response, with partial success when spans were rejected. size is
-// the request's uncompressed size; the caller has already taken held bytes
+// OTLP response, with partial success when spans were rejected. wire is
+// the protobuf encoding decode reads, nil for JSON. size is the request's
+// uncompressed size; the caller has already taken held bytes
 // of the budget for it, export takes the rest before decoding and gives
 // all of it back before returning. Errors are *refusal.
-func (in *ingester) export(ctx context.Context, protocol string, size, held int64, decode func(ptraceotlp.ExportRequest) error) (ptraceotlp.ExportResponse, error) {
+func (in *ingester) export(ctx context.Context, protocol string, size, held int64, wire []byte, decode func(ptraceotlp.ExportRequest) error) (ptraceotlp.ExportResponse, error) {
 	charge := max(size, held)
 	if extra := charge - held; extra > 0 && !in.budget.tryAcquire(extra) {
 		in.budget.release(held)
@@ -121,7 +131,15 @@ func (in *ingester) export(ctx context.Context, protocol string, size, held int6
 	}
 
 	wctx, cancel := context.WithTimeout(ctx, in.lim.WriteTimeout)
-	res, err := in.w.Write(wctx, td)
+	var (
+		res db.WriteResult
+		err error
+	)
+	if ew, ok := in.w.(EncodedWriter); ok && wire != nil {
+		res, err = ew.WriteEncoded(wctx, td, wire)
+	} else {
+		res, err = in.w.Write(wctx, td)
+	}
 	cancel()
 	if err != nil {
 		return resp, in.writeError(ctx, protocol, n, err)

@@ -89,7 +89,7 @@ func otlpExportHandler(srv any, ctx context.Context, dec func(any) error, interc
 }
 
 func (h *otlpGRPC) export(ctx context.Context, req *rawMessage) (*rawMessage, error) {
-	resp, err := h.in.export(ctx, protoGRPC, int64(len(req.b)), 0, func(r ptraceotlp.ExportRequest) error {
+	resp, err := h.in.export(ctx, protoGRPC, int64(len(req.b)), 0, req.b, func(r ptraceotlp.ExportRequest) error {
 		return r.UnmarshalProto(req.b)
 	})
 	req.b = nil // the decoded request is all that is needed now

@@ -78,7 +78,11 @@ func (s *Server) handleTraces(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, r, ref)
 		return
 	}
-	resp, err := s.in.export(r.Context(), protoHTTP, int64(len(data)), held, func(req ptraceotlp.ExportRequest) error {
+	var wire []byte
+	if media != mediaJSON {
+		wire = data
+	}
+	resp, err := s.in.export(r.Context(), protoHTTP, int64(len(data)), held, wire, func(req ptraceotlp.ExportRequest) error {
 		if media == mediaJSON {
 			return req.UnmarshalJSON(data)
 		}

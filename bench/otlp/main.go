@@ -50,7 +50,7 @@ func run() (err error) {
 		concurrency  = flag.Int("concurrency", 4, "gRPC clients, each with one Export in flight")
 		conns        = flag.Int("conns", 1, "gRPC connections the clients share")
 		gzipFlag     = flag.Bool("gzip", false, "compress requests with gzip")
-		clientFlag   = flag.String("client", "pdata", "pdata: ptraceotlp.GRPCClient (decode, then marshal per request, as an exporter does); raw: send the batch file's bytes")
+		clientFlag   = flag.String("client", "raw", "raw: send the batch file's protobuf bytes, pre-encoded as load tools send them; pdata: ptraceotlp.GRPCClient (decode each batch, then marshal it, as a collector relaying OTLP does)")
 		serverFlag   = flag.String("server", "inprocess", "inprocess: db.Open + server.New in this process; process: a `tracedb serve` child")
 		tracedbBin   = flag.String("tracedb", "", "tracedb binary for -server process (default: go build "+tracedbPackage+")")
 		dir          = flag.String("dir", "", "store directory, absent or empty (default a new temporary directory)")
