@@ -1258,8 +1258,8 @@ func (res *CompareResult) Markdown() string {
 	fmt.Fprintf(&b, "\n## %s: tracedb against Jaeger v2 + Badger, side by side\n\n", res.Date.Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "- **Machine**: GOMAXPROCS %d, %d CPUs, `%s`; load average %s before, %s after (shared machine)\n", res.GOMAXPROCS, res.CPUs, res.CPUModel, res.LoadBefore, res.LoadAfter)
 	fmt.Fprintf(&b, "- **Command**: `%s`\n", res.Command)
-	fmt.Fprintf(&b, "- **Workload**: %s (seed %d), %d spans, %d traces, %d services; OTLP/gRPC requests of %d spans from %d clients; %d runs per query kind (dependencies %d), the same parameters for every contender\n",
-		res.Workload, res.Seed, res.Facts.Spans, res.Facts.Traces, res.Facts.Services, res.Batch, res.Load.Concurrency, res.Iterations, min(res.Iterations, 20))
+	fmt.Fprintf(&b, "- **Workload**: %s (seed %d), %d spans, %d traces, %d services; OTLP/gRPC requests of %d spans from %d %s clients; %d runs per query kind (dependencies %d), the same parameters for every contender\n",
+		res.Workload, res.Seed, res.Facts.Spans, res.Facts.Traces, res.Facts.Services, res.Batch, res.Load.Concurrency, res.Load.Client, res.Iterations, min(res.Iterations, 20))
 	b.WriteString("- **Ratio**: ingest, disk and RSS rows compare (b) with (c), the same OTLP stream; query rows compare (d) with (c), both through Jaeger's HTTP API\n\n")
 	h := res.header()
 	b.WriteString("| " + strings.Join(h, " | ") + " |\n|" + strings.Repeat("---|", len(h)) + "\n")

@@ -117,6 +117,16 @@ func (k ClientKind) String() string {
 	return fmt.Sprintf("ClientKind(%d)", int(k))
 }
 
+// ParseClientKind returns the ClientKind named s ("pdata" or "raw").
+func ParseClientKind(s string) (ClientKind, error) {
+	for _, k := range []ClientKind{ClientPdata, ClientRaw} {
+		if s == k.String() {
+			return k, nil
+		}
+	}
+	return 0, fmt.Errorf("-client %q: want raw or pdata", s)
+}
+
 // LoadConfig configures the load generator.
 type LoadConfig struct {
 	// Concurrency is the number of clients, each with one Export in

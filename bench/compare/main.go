@@ -62,6 +62,7 @@ func run() (err error) {
 		seed         = flag.Uint64("seed", 1, "seed of the workload and of the query parameters")
 		batch        = flag.Int("batch", 1000, "spans per Write and per OTLP Export request")
 		concurrency  = flag.Int("concurrency", 4, "writers (a) and OTLP clients (b, c, d), each with one request in flight")
+		clientFlag   = flag.String("client", "raw", "how the OTLP clients (b, c, d) build requests: raw sends the batch file's protobuf bytes as they are; pdata decodes each batch and marshals it again, as a collector relaying OTLP does")
 		iterations   = flag.Int("iterations", 100, "runs of each query kind per contender (dependencies: at most 20)")
 		jaegerBin    = flag.String("jaeger", os.Getenv(envJaegerBin), "Jaeger v2 binary (scripts/build-jaeger.sh prints its path); default $"+envJaegerBin)
 		tracedbBin   = flag.String("tracedb", "", "tracedb binary (default: go build "+tracedbPackage+")")
@@ -73,6 +74,10 @@ func run() (err error) {
 		timeout      = flag.Duration("timeout", 0, "bound on the whole run; past it every child is stopped (default 20 min + 400 µs per span)")
 	)
 	flag.Parse()
+	client, err := bench.ParseClientKind(*clientFlag)
+	if err != nil {
+		return err
+	}
 	var workload bench.Workload
 	switch *workloadFlag {
 	case "clickhouse":
@@ -160,7 +165,7 @@ func run() (err error) {
 
 	cfg := bench.CompareConfig{
 		BatchFile: batchFile, Facts: facts, WorkDir: work, TracedbBin: *tracedbBin, JaegerBin: *jaegerBin,
-		Load: bench.LoadConfig{Concurrency: *concurrency}, Iterations: *iterations, Skip: skipSet, Log: os.Stdout,
+		Load: bench.LoadConfig{Concurrency: *concurrency, Client: client}, Iterations: *iterations, Skip: skipSet, Log: os.Stdout,
 		Workload: workload, Seed: *seed, Batch: *batch,
 		Command: "go run ./bench/compare " + strings.Join(os.Args[1:], " "),
 	}

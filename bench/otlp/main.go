@@ -68,7 +68,7 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
-	client, err := parseClient(*clientFlag)
+	client, err := bench.ParseClientKind(*clientFlag)
 	if err != nil {
 		return err
 	}
@@ -184,15 +184,6 @@ func parseMode(s string) (bench.ServerMode, error) {
 		}
 	}
 	return 0, fmt.Errorf("-server %q: want inprocess or process", s)
-}
-
-func parseClient(s string) (bench.ClientKind, error) {
-	for _, k := range []bench.ClientKind{bench.ClientPdata, bench.ClientRaw} {
-		if s == k.String() {
-			return k, nil
-		}
-	}
-	return 0, fmt.Errorf("-client %q: want pdata or raw", s)
 }
 
 // prepareDir returns the store directory: "store" under work, or dir if
