@@ -18,6 +18,7 @@ import (
 type diskBlock struct {
 	bdb    *badger.DB
 	codec  *encoding.Codec
+	cache  *rowGroupCache // may be nil
 	tenant string
 	meta   *encoding.BlockMeta
 	bloom  *index.Bloom
@@ -37,12 +38,12 @@ type diskBlock struct {
 	postingsErr  error
 }
 
-func openDiskBlock(bdb *badger.DB, codec *encoding.Codec, tenant string, meta *encoding.BlockMeta) (*diskBlock, error) {
+func openDiskBlock(bdb *badger.DB, codec *encoding.Codec, cache *rowGroupCache, tenant string, meta *encoding.BlockMeta) (*diskBlock, error) {
 	bloom, err := index.DecodeBloom(meta.TraceBloom)
 	if err != nil {
 		return nil, fmt.Errorf("block %s: trace bloom: %w", meta.ID, err)
 	}
-	return &diskBlock{bdb: bdb, codec: codec, tenant: tenant, meta: meta, bloom: bloom}, nil
+	return &diskBlock{bdb: bdb, codec: codec, cache: cache, tenant: tenant, meta: meta, bloom: bloom}, nil
 }
 
 func (b *diskBlock) pin()   { b.refs.Add(1) }
@@ -137,7 +138,13 @@ func (b *diskBlock) PostingsRange(name, from, to string, fn func(value string, p
 func (b *diskBlock) MayContainTrace(id encoding.TraceID) bool { return b.bloom.MayContain(id) }
 
 // rowGroup reads and decodes row group i.
-func (b *diskBlock) rowGroup(i int) (*encoding.RowGroup, error) {
+// rowGroup returns row group i, from the cache when it is there. With keep
+// set (trace reads, which decompress every column anyway) a group read
+// from the store is inflated and offered to the cache.
+func (b *diskBlock) rowGroup(i int, keep bool) (*encoding.RowGroup, error) {
+	if g := b.cache.get(b.meta.ID, i, keep); g != nil {
+		return g, nil
+	}
 	v, err := b.get(b.key(encoding.KindRowGroup, uint32(i)))
 	if err != nil {
 		return nil, err
@@ -150,6 +157,14 @@ func (b *diskBlock) rowGroup(i int) (*encoding.RowGroup, error) {
 		// Readers index rows by the meta's counts: a mismatch would send
 		// them out of the group's range.
 		return nil, encoding.Corruptf("row group", -1, "block %s row group %d: %d rows, the block meta says %d", b.meta.ID, i, g.Len(), want)
+	}
+	if keep && b.cache != nil {
+		ig, err := g.Inflated()
+		if err != nil {
+			return nil, fmt.Errorf("block %s row group %d: %w", b.meta.ID, i, err)
+		}
+		b.cache.put(b.meta.ID, i, ig)
+		return ig.Clone(), nil
 	}
 	return g, nil
 }
@@ -228,7 +243,7 @@ func (b *diskBlock) eachRow(ctx context.Context, ords index.Postings, load func(
 		}
 		if g == nil {
 			var err error
-			if g, err = b.rowGroup(gi); err != nil {
+			if g, err = b.rowGroup(gi, false); err != nil {
 				return err
 			}
 			if load != nil {
@@ -275,7 +290,7 @@ func (b *diskBlock) TraceSpans(ctx context.Context, id encoding.TraceID, fn func
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		g, err := b.rowGroup(gi)
+		g, err := b.rowGroup(gi, true)
 		if err != nil {
 			return err
 		}

@@ -203,5 +203,5 @@ func (db *DB) finishBlock(wb *badger.WriteBatch, tenant string, meta *encoding.B
 	if err := wb.Flush(); err != nil {
 		return nil, fmt.Errorf("write block %s: %w", meta.ID, err)
 	}
-	return openDiskBlock(db.bdb, db.codec, tenant, meta)
+	return openDiskBlock(db.bdb, db.codec, db.rgCache, tenant, meta)
 }

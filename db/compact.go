@@ -238,7 +238,7 @@ func (c *blockCursor) next() (bool, error) {
 			c.span = nil
 			return false, nil
 		}
-		g, err := c.b.rowGroup(c.rg)
+		g, err := c.b.rowGroup(c.rg, false)
 		if err != nil {
 			return false, err
 		}

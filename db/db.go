@@ -48,6 +48,7 @@ type DB struct {
 	bdb     *badger.DB
 	wal     *wal.WAL
 	codec   *encoding.Codec
+	rgCache *rowGroupCache // nil when Options.RowGroupCacheBytes is negative
 
 	// cutMu orders WAL appends with head cuts: Write holds it shared while
 	// it appends to the WAL and the head, the flush holds it exclusively
@@ -133,6 +134,10 @@ func Open(dir string, opts Options) (*DB, error) {
 	db.mu.tenants = map[string]*tenantDB{}
 	var err error
 	if db.codec, err = encoding.NewCodec(); err != nil {
+		return nil, err
+	}
+	if db.rgCache, err = newRowGroupCache(opts.RowGroupCacheBytes, opts.Registerer); err != nil {
+		db.codec.Close()
 		return nil, err
 	}
 	if err := db.open(); err != nil {
@@ -332,7 +337,7 @@ func (db *DB) loadBlocks() (checkpoint uint64, err error) {
 		if ms := int64(m.ID >> 16); ms > db.mu.lastMs || ms == db.mu.lastMs && uint16(m.ID) > db.mu.blockSeq {
 			db.mu.lastMs, db.mu.blockSeq = ms, uint16(m.ID)
 		}
-		b, err := openDiskBlock(db.bdb, db.codec, ref.tenant, m)
+		b, err := openDiskBlock(db.bdb, db.codec, db.rgCache, ref.tenant, m)
 		if err != nil {
 			return 0, err
 		}
@@ -431,6 +436,7 @@ func (db *DB) closeResources() error {
 	if db.bdb != nil {
 		errs = append(errs, db.bdb.Close())
 	}
+	db.rgCache.close()
 	if db.codec != nil {
 		db.codec.Close()
 	}

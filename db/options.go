@@ -108,6 +108,12 @@ type Options struct {
 	// Limits bound single spans; see Limits.
 	Limits Limits
 
+	// RowGroupCacheBytes bounds the cache of row groups that trace reads
+	// keep decompressed (see rowGroupCache): a trace read again, or
+	// another trace of the same row group (the newest traces, which
+	// searches return first), costs no decompression. Default 64 MiB;
+	// negative turns the cache off.
+	RowGroupCacheBytes int64
 	// BadgerBlockCacheBytes is Badger's block cache. Default 64 MiB.
 	BadgerBlockCacheBytes int64
 	// BadgerMemTableBytes is Badger's memtable size. Default 16 MiB: the
@@ -156,6 +162,7 @@ const (
 	DefaultMaxAttributes         = 1024
 	DefaultMaxEventsOrLinks      = 10_000
 	DefaultBadgerBlockCacheBytes = 64 << 20
+	DefaultRowGroupCacheBytes    = 64 << 20
 	DefaultBadgerMemTableBytes   = 16 << 20
 	DefaultBadgerValueLogBytes   = 64 << 20
 	DefaultRetentionInterval     = time.Minute
@@ -190,6 +197,7 @@ func (o *Options) fillDefaults() {
 	setDefault(&o.Limits.MaxAttributes, DefaultMaxAttributes)
 	setDefault(&o.Limits.MaxEventsOrLinks, DefaultMaxEventsOrLinks)
 	setDefault(&o.BadgerBlockCacheBytes, DefaultBadgerBlockCacheBytes)
+	setDefault(&o.RowGroupCacheBytes, DefaultRowGroupCacheBytes)
 	setDefault(&o.BadgerMemTableBytes, DefaultBadgerMemTableBytes)
 	setDefault(&o.BadgerValueLogFileBytes, DefaultBadgerValueLogBytes)
 	setDefault(&o.RetentionInterval, DefaultRetentionInterval)

@@ -307,7 +307,7 @@ func (db *DB) keepTraces(ctx context.Context, t *tenantDB, p encoding.PartitionI
 	if len(keptBlocks) > 0 {
 		for _, b := range blocks {
 			for gi := range b.meta.RowGroups {
-				g, err := b.rowGroup(gi)
+				g, err := b.rowGroup(gi, false)
 				if err != nil {
 					return nil, err
 				}
