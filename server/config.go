@@ -66,12 +66,27 @@ type Config struct {
 	// Retention is what the store drops, and how often it looks: see
 	// retention.Policy. The zero value keeps everything.
 	Retention Retention `yaml:"retention"`
+	// Storage tunes the store's memory; zero values take db.Options'
+	// defaults.
+	Storage Storage `yaml:"storage"`
 	// Sampling configures the Jaeger remote sampling strategies served on
 	// Listen.SamplingHTTP and Listen.SamplingGRPC.
 	Sampling Sampling `yaml:"sampling"`
 	// ShutdownTimeout bounds how long Serve waits for in-flight requests
 	// after its context ends before cutting them off. Default 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Storage tunes the store (db.Options): how much memory it may use to
+// buffer writes and to cache reads.
+type Storage struct {
+	// MaxHeadSpans flushes a tenant's in-memory head into a block at this
+	// many spans (db.Options.MaxHeadSpans). Default 262,144.
+	MaxHeadSpans int `yaml:"max_head_spans"`
+	// RowGroupCacheBytes bounds the cache of decompressed row groups
+	// that trace reads keep (db.Options.RowGroupCacheBytes). Default
+	// 64 MiB; negative turns it off.
+	RowGroupCacheBytes int64 `yaml:"row_group_cache_bytes"`
 }
 
 // Retention configures the store's retention (db.Options.Retention).
@@ -339,6 +354,7 @@ func (c Config) Validate() error {
 	check(c.ShutdownTimeout > 0, "shutdown_timeout %s must be positive", c.ShutdownTimeout)
 	check(c.Retention.DiskBudget >= 0, "retention.disk_budget_bytes %d is negative", c.Retention.DiskBudget)
 	check(c.Retention.Interval >= 0, "retention.interval %s is negative", c.Retention.Interval)
+	check(c.Storage.MaxHeadSpans >= 0, "storage.max_head_spans %d is negative", c.Storage.MaxHeadSpans)
 	if p, err := c.Retention.Policy(); err != nil {
 		errs = append(errs, err)
 	} else if err := p.Validate(); err != nil {

@@ -113,6 +113,8 @@ func bindServeFlags(fs *pflag.FlagSet, cfg *server.Config) {
 	fs.DurationVar(&cfg.Retention.Keep.SlowerThan, "retention.keep.slower-than", cfg.Retention.Keep.SlowerThan, "keep traces with a span at least this long for --retention.keep.ttl")
 	fs.StringVar(&cfg.Retention.Keep.Filter, "retention.keep.filter", cfg.Retention.Keep.Filter, "keep traces with a span matching this structured filter for --retention.keep.ttl")
 	fs.DurationVar(&cfg.Retention.Keep.TTL, "retention.keep.ttl", cfg.Retention.Keep.TTL, "how long kept traces live (0: forever)")
+	fs.IntVar(&cfg.Storage.MaxHeadSpans, "storage.max-head-spans", cfg.Storage.MaxHeadSpans, "spans a tenant's in-memory head holds before it is flushed into a block (0: 262,144)")
+	fs.Int64Var(&cfg.Storage.RowGroupCacheBytes, "storage.row-group-cache-bytes", cfg.Storage.RowGroupCacheBytes, "memory for decompressed row groups that trace reads keep (0: 64 MiB; negative: no cache)")
 	fs.BoolVar(&cfg.Admin.Pprof, "admin.pprof", cfg.Admin.Pprof, "serve /debug/pprof/ on the admin listener")
 	fs.StringVar(&cfg.Listen.SamplingHTTP, listenFlags[server.ListenerSamplingHTTP], cfg.Listen.SamplingHTTP, `HTTP address of Jaeger remote sampling (/api/sampling, /sampling), or "off"`)
 	fs.StringVar(&cfg.Listen.SamplingGRPC, listenFlags[server.ListenerSamplingGRPC], cfg.Listen.SamplingGRPC, `gRPC address of Jaeger remote sampling, or "off"`)
@@ -179,7 +181,8 @@ func runServe(ctx context.Context, out io.Writer, cfg server.Config, log *slog.L
 		return err
 	}
 	store, err := db.Open(cfg.DataDir, db.Options{Logger: log, Registerer: reg,
-		Retention: policy, RetentionInterval: cfg.Retention.Interval})
+		Retention: policy, RetentionInterval: cfg.Retention.Interval,
+		MaxHeadSpans: cfg.Storage.MaxHeadSpans, RowGroupCacheBytes: cfg.Storage.RowGroupCacheBytes})
 	if err != nil {
 		return err
 	}
