@@ -19,7 +19,6 @@ package analytics
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -32,6 +31,7 @@ import (
 	"github.com/tracedb/tracedb/db"
 	"github.com/tracedb/tracedb/encoding"
 	"github.com/tracedb/tracedb/query"
+	"github.com/tracedb/tracedb/server/internal/rpcerr"
 	pb "github.com/tracedb/tracedb/server/pb/analyticsv1"
 )
 
@@ -87,7 +87,7 @@ func (s *service) Histogram(ctx context.Context, req *pb.HistogramRequest) (*pb.
 	}
 	h, err := s.eng.LatencyHistogram(ctx, query.HistogramQuery{SpanConditions: c})
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, rpcerr.Status(err)
 	}
 	return histogramToProto(h), nil
 }
@@ -99,7 +99,7 @@ func (s *service) Rate(ctx context.Context, req *pb.RateRequest) (*pb.RateRespon
 	}
 	points, err := s.eng.Rate(ctx, query.RateQuery{SpanConditions: c, Step: time.Duration(req.GetStepNanos())})
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, rpcerr.Status(err)
 	}
 	res := &pb.RateResponse{Points: make([]*pb.RatePoint, len(points))}
 	for i, p := range points {
@@ -111,7 +111,7 @@ func (s *service) Rate(ctx context.Context, req *pb.RateRequest) (*pb.RateRespon
 func (s *service) DataRange(ctx context.Context, _ *pb.DataRangeRequest) (*pb.DataRangeResponse, error) {
 	r, ok, err := s.store.StartRange(ctx)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, rpcerr.Status(err)
 	}
 	return &pb.DataRangeResponse{HasSpans: ok, EarliestStartUnixNano: r.Start, LatestStartUnixNano: r.End}, nil
 }
@@ -119,7 +119,7 @@ func (s *service) DataRange(ctx context.Context, _ *pb.DataRangeRequest) (*pb.Da
 func (s *service) Stats(ctx context.Context, _ *pb.StatsRequest) (*pb.StatsResponse, error) {
 	ts, err := s.store.Stats(ctx)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, rpcerr.Status(err)
 	}
 	res := &pb.StatsResponse{
 		Tenant: ts.Tenant, Blocks: uint32(ts.Blocks), Spans: ts.Spans, HeadSpans: ts.HeadSpans, Bytes: ts.Bytes,
@@ -137,12 +137,12 @@ func (s *service) Stats(ctx context.Context, _ *pb.StatsRequest) (*pb.StatsRespo
 func (s *service) Export(req *pb.ExportRequest, stream grpc.ServerStreamingServer[pb.ExportChunk]) error {
 	tr := db.TimeRange{Start: req.GetStartTimeMinUnixNano(), End: req.GetStartTimeMaxUnixNano()}
 	if tr.End != 0 && tr.Start > tr.End {
-		return invalidf("start_time_min %d is after start_time_max %d", tr.Start, tr.End)
+		return rpcerr.Invalidf("start_time_min %d is after start_time_max %d", tr.Start, tr.End)
 	}
 	batch := s.opts.DefaultChunkSpans
 	if n := req.GetMaxSpansPerChunk(); n > 0 {
 		if n > uint32(s.opts.MaxChunkSpans) {
-			return invalidf("max_spans_per_chunk %d is over the server's limit of %d", n, s.opts.MaxChunkSpans)
+			return rpcerr.Invalidf("max_spans_per_chunk %d is over the server's limit of %d", n, s.opts.MaxChunkSpans)
 		}
 		batch = int(n)
 	}
@@ -166,7 +166,7 @@ func (s *service) Export(req *pb.ExportRequest, stream grpc.ServerStreamingServe
 	if err == nil && b.Len() > 0 {
 		err = send()
 	}
-	return toStatus(err)
+	return rpcerr.Status(err)
 }
 
 // rawTracesData returns a TracesData whose encoding is raw, an encoded
@@ -194,45 +194,18 @@ func conditionsFromProto(p *pb.SpanConditions) (query.SpanConditions, error) {
 	}
 	switch {
 	case c.DurationMin < 0 || c.DurationMax < 0:
-		return c, invalidf("negative duration bound (min %d ns, max %d ns)", c.DurationMin, c.DurationMax)
+		return c, rpcerr.Invalidf("negative duration bound (min %d ns, max %d ns)", c.DurationMin, c.DurationMax)
 	case c.StartTime.End != 0 && c.StartTime.Start > c.StartTime.End:
-		return c, invalidf("start_time_min %d is after start_time_max %d", c.StartTime.Start, c.StartTime.End)
+		return c, rpcerr.Invalidf("start_time_min %d is after start_time_max %d", c.StartTime.Start, c.StartTime.End)
 	}
 	if text := p.GetFilter(); text != "" {
 		e, err := query.ParseFilter(text)
 		if err != nil {
-			return c, invalidf("filter: %v", err)
+			return c, rpcerr.Invalidf("filter: %v", err)
 		}
 		if c.Filter, err = query.Compile(e); err != nil {
-			return c, invalidf("filter: %v", err)
+			return c, rpcerr.Invalidf("filter: %v", err)
 		}
 	}
 	return c, nil
-}
-
-// invalidf returns an InvalidArgument status with a formatted message.
-func invalidf(format string, args ...any) error {
-	return status.Errorf(codes.InvalidArgument, format, args...)
-}
-
-// toStatus maps an error to a gRPC status (see the package comment). A
-// status error passes through.
-func toStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	switch {
-	case errors.Is(err, query.ErrInvalidQuery), errors.Is(err, query.ErrInvalidFilter), errors.Is(err, db.ErrInvalidTenant):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	case errors.Is(err, db.ErrClosed):
-		return status.Error(codes.Unavailable, err.Error())
-	}
-	return status.Error(codes.Internal, err.Error())
 }

@@ -7,22 +7,19 @@
 // set by the server's interceptors); this package passes the context
 // through untouched.
 //
-// Errors map to gRPC codes one way everywhere: a caller's mistake (a
-// malformed request, query.ErrInvalidQuery, query.ErrInvalidFilter) is
-// InvalidArgument with a message that says what is wrong; the context's
-// cancellation or deadline is Canceled or DeadlineExceeded; anything else
-// is Internal.
+// Errors map to gRPC codes one way for every tracedb gRPC service
+// (package server/internal/rpcerr): a caller's mistake is InvalidArgument
+// with a message that says what is wrong, a cancelled or expired context
+// Canceled or DeadlineExceeded, anything else Internal.
 package storagev2
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/tracedb/tracedb/db"
@@ -109,31 +106,6 @@ func newServer(eng *query.Engine, opts Options) *server {
 	s := &server{eng: eng, opts: opts}
 	s.traces = eng // by ID, through the store's trace-ID lookup
 	return s
-}
-
-// invalidf returns an InvalidArgument status with a formatted message.
-func invalidf(format string, args ...any) error {
-	return status.Errorf(codes.InvalidArgument, format, args...)
-}
-
-// toStatus maps an error of the engine to a gRPC status (see the package
-// comment). A status error passes through.
-func toStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	switch {
-	case errors.Is(err, query.ErrInvalidQuery), errors.Is(err, query.ErrInvalidFilter):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	}
-	return status.Error(codes.Internal, err.Error())
 }
 
 // wrapf adds context to an error that is not yet a status.

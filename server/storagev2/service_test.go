@@ -806,20 +806,4 @@ func TestCancel(t *testing.T) {
 	cancel()
 	_, err = collect(t, stream.Recv)
 	wantCode(t, err, codes.Canceled, "")
-
-	// Server-side mapping of context errors.
-	for _, tc := range []struct {
-		err  error
-		code codes.Code
-	}{
-		{fmt.Errorf("x: %w", context.Canceled), codes.Canceled},
-		{fmt.Errorf("x: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
-		{fmt.Errorf("x: %w", query.ErrInvalidQuery), codes.InvalidArgument},
-		{&query.FilterError{Msg: "m"}, codes.InvalidArgument},
-		{errors.New("disk on fire"), codes.Internal},
-	} {
-		if got := status.Code(toStatus(tc.err)); got != tc.code {
-			t.Errorf("toStatus(%v) = %s, want %s", tc.err, got, tc.code)
-		}
-	}
 }

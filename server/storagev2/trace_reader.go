@@ -10,6 +10,7 @@ import (
 	"github.com/tracedb/tracedb/db"
 	"github.com/tracedb/tracedb/encoding"
 	"github.com/tracedb/tracedb/query"
+	"github.com/tracedb/tracedb/server/internal/rpcerr"
 	pb "github.com/tracedb/tracedb/server/pb/storagev2"
 )
 
@@ -24,7 +25,7 @@ import (
 func (s *server) GetTraces(req *pb.GetTracesRequest, stream pb.TraceReader_GetTracesServer) error {
 	qs := req.GetQuery()
 	if len(qs) > s.opts.MaxTraceIDs {
-		return invalidf("%d trace IDs requested, at most %d are allowed", len(qs), s.opts.MaxTraceIDs)
+		return rpcerr.Invalidf("%d trace IDs requested, at most %d are allowed", len(qs), s.opts.MaxTraceIDs)
 	}
 	type target struct {
 		id encoding.TraceID
@@ -60,10 +61,10 @@ func (s *server) GetTraces(req *pb.GetTracesRequest, stream pb.TraceReader_GetTr
 func (s *server) sendTrace(ctx context.Context, id encoding.TraceID, r db.TimeRange, send func(*tracepb.TracesData) error) error {
 	for td, err := range s.traces.GetTrace(ctx, id, r) {
 		if err != nil {
-			return toStatus(wrapf(err, "read trace %s", id))
+			return rpcerr.Status(wrapf(err, "read trace %s", id))
 		}
 		if err := chunks(td, s.opts.MaxSpansPerChunk, s.opts.MaxChunkBytes, send); err != nil {
-			return toStatus(err)
+			return rpcerr.Status(err)
 		}
 	}
 	return nil
@@ -73,7 +74,7 @@ func (s *server) sendTrace(ctx context.Context, id encoding.TraceID, r db.TimeRa
 func (s *server) GetServices(ctx context.Context, _ *pb.GetServicesRequest) (*pb.GetServicesResponse, error) {
 	svcs, err := s.eng.GetServices(ctx, db.TimeRange{})
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, rpcerr.Status(err)
 	}
 	return &pb.GetServicesResponse{Services: svcs}, nil
 }
@@ -87,19 +88,19 @@ func (s *server) GetServices(ctx context.Context, _ *pb.GetServicesRequest) (*pb
 // of a span without a kind.
 func (s *server) GetOperations(ctx context.Context, req *pb.GetOperationsRequest) (*pb.GetOperationsResponse, error) {
 	if req.GetService() == "" {
-		return nil, invalidf("service is required")
+		return nil, rpcerr.Invalidf("service is required")
 	}
 	q := query.OperationQuery{Service: req.GetService()}
 	if k := req.GetSpanKind(); k != "" {
 		n, ok := spanKindNumber(k)
 		if !ok {
-			return nil, invalidf("span_kind %q is not one of %s", k, strings.Join(query.SpanKinds(), ", "))
+			return nil, rpcerr.Invalidf("span_kind %q is not one of %s", k, strings.Join(query.SpanKinds(), ", "))
 		}
 		q.ByKind, q.Kind = true, n
 	}
 	ops, err := s.eng.GetOperations(ctx, q)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, rpcerr.Status(err)
 	}
 	resp := &pb.GetOperationsResponse{Operations: make([]*pb.Operation, len(ops))}
 	for i, op := range ops {
@@ -138,10 +139,10 @@ func (s *server) FindTraces(req *pb.FindTracesRequest, stream pb.TraceReader_Fin
 	}
 	for c, err := range s.eng.FindTraces(stream.Context(), q) {
 		if err != nil {
-			return toStatus(err)
+			return rpcerr.Status(err)
 		}
 		if err := chunks(c.Traces, s.opts.MaxSpansPerChunk, s.opts.MaxChunkBytes, stream.Send); err != nil {
-			return toStatus(err)
+			return rpcerr.Status(err)
 		}
 	}
 	return nil
@@ -160,7 +161,7 @@ func (s *server) FindTraceIDs(ctx context.Context, req *pb.FindTraceIDsRequest) 
 	}
 	page, err := s.eng.FindTraceIDsPage(ctx, q)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, rpcerr.Status(err)
 	}
 	if req.GetQuery().GetPagination() == nil {
 		page.NextPageToken = "" // one page bounded by search_depth, no continuation
@@ -179,10 +180,10 @@ func (s *server) FindTraceIDs(ctx context.Context, req *pb.FindTraceIDsRequest) 
 func (s *server) FindSpans(req *pb.FindSpansRequest, stream pb.TraceReader_FindSpansServer) error {
 	p := req.GetQuery()
 	if p == nil {
-		return invalidf("query is missing")
+		return rpcerr.Invalidf("query is missing")
 	}
 	if p.GetStartTimeMin() == nil || p.GetStartTimeMax() == nil {
-		return invalidf("start_time_min and start_time_max are required")
+		return rpcerr.Invalidf("start_time_min and start_time_max are required")
 	}
 	var (
 		q   query.SpanQuery
@@ -192,7 +193,7 @@ func (s *server) FindSpans(req *pb.FindSpansRequest, stream pb.TraceReader_FindS
 		return err
 	}
 	if q.Filter, err = translateFilter(p.GetFilter()); err != nil {
-		return toStatus(err)
+		return rpcerr.Status(err)
 	}
 	if q.Order, err = spanOrder(p.GetOrderBy()); err != nil {
 		return err
@@ -204,7 +205,7 @@ func (s *server) FindSpans(req *pb.FindSpansRequest, stream pb.TraceReader_FindS
 	}
 	page, err := s.eng.FindSpans(stream.Context(), q)
 	if err != nil {
-		return toStatus(err)
+		return rpcerr.Status(err)
 	}
 	// Chunks are sent one behind, so that the last carries the token.
 	var pending *tracepb.TracesData
@@ -218,12 +219,12 @@ func (s *server) FindSpans(req *pb.FindSpansRequest, stream pb.TraceReader_FindS
 		return nil
 	}
 	if err := chunks(spansToTraces(page.Spans), s.opts.MaxSpansPerChunk, s.opts.MaxChunkBytes, send); err != nil {
-		return toStatus(err)
+		return rpcerr.Status(err)
 	}
 	if pending == nil {
 		return nil
 	}
-	return toStatus(stream.Send(&pb.FindSpansResponse{Spans: pending, NextPageToken: page.NextPageToken}))
+	return rpcerr.Status(stream.Send(&pb.FindSpansResponse{Spans: pending, NextPageToken: page.NextPageToken}))
 }
 
 // FindTraceSummaries streams summaries of one page of the traces a search
@@ -237,7 +238,7 @@ func (s *server) FindTraceSummaries(req *pb.FindTraceSummariesRequest, stream pb
 	ctx := stream.Context()
 	page, err := s.eng.FindTraceIDsPage(ctx, q)
 	if err != nil {
-		return toStatus(err)
+		return rpcerr.Status(err)
 	}
 	if req.GetQuery().GetPagination() == nil {
 		page.NextPageToken = "" // one page bounded by search_depth, no continuation
@@ -246,14 +247,14 @@ func (s *server) FindTraceSummaries(req *pb.FindTraceSummariesRequest, stream pb
 	for _, h := range page.Hits {
 		sum, err := s.summarize(ctx, h.TraceID)
 		if err != nil {
-			return toStatus(wrapf(err, "summarize trace %s", h.TraceID))
+			return rpcerr.Status(wrapf(err, "summarize trace %s", h.TraceID))
 		}
 		if sum == nil {
 			continue // dropped since the search
 		}
 		if pending != nil {
 			if err := stream.Send(&pb.FindTraceSummariesResponse{Summaries: []*pb.TraceSummary{pending}}); err != nil {
-				return toStatus(err)
+				return rpcerr.Status(err)
 			}
 		}
 		pending = sum
@@ -265,7 +266,7 @@ func (s *server) FindTraceSummaries(req *pb.FindTraceSummariesRequest, stream pb
 	if pending != nil {
 		resp.Summaries = []*pb.TraceSummary{pending}
 	}
-	return toStatus(stream.Send(resp))
+	return rpcerr.Status(stream.Send(resp))
 }
 
 // GetDependencies returns the service graph of the spans that start in the
@@ -277,7 +278,7 @@ func (s *server) GetDependencies(ctx context.Context, req *pb.GetDependenciesReq
 	}
 	links, err := s.eng.GetDependencies(ctx, r)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, rpcerr.Status(err)
 	}
 	resp := &pb.GetDependenciesResponse{Dependencies: make([]*pb.Dependency, len(links))}
 	for i, l := range links {

@@ -15,6 +15,7 @@ import (
 	"github.com/tracedb/tracedb/encoding"
 	"github.com/tracedb/tracedb/index"
 	"github.com/tracedb/tracedb/query"
+	"github.com/tracedb/tracedb/server/internal/rpcerr"
 	exprpb "github.com/tracedb/tracedb/server/pb/expressionv1"
 	pb "github.com/tracedb/tracedb/server/pb/storagev2"
 )
@@ -83,7 +84,7 @@ func timestampNanos(ts *timestamppb.Timestamp, what string) (uint64, error) {
 		return 0, nil
 	}
 	if err := ts.CheckValid(); err != nil {
-		return 0, invalidf("%s: %v", what, err)
+		return 0, rpcerr.Invalidf("%s: %v", what, err)
 	}
 	switch t := ts.AsTime(); {
 	case !t.After(time.Unix(0, 0)):
@@ -107,7 +108,7 @@ func timeRange(start, end *timestamppb.Timestamp, startName, endName string) (db
 		return db.TimeRange{}, err
 	}
 	if e != 0 && e < s {
-		return db.TimeRange{}, invalidf("%s %s is before %s %s", endName, end.AsTime().Format(time.RFC3339Nano), startName, start.AsTime().Format(time.RFC3339Nano))
+		return db.TimeRange{}, rpcerr.Invalidf("%s %s is before %s %s", endName, end.AsTime().Format(time.RFC3339Nano), startName, start.AsTime().Format(time.RFC3339Nano))
 	}
 	return db.TimeRange{Start: s, End: e}, nil
 }
@@ -118,11 +119,11 @@ func duration(d *durationpb.Duration, what string) (time.Duration, error) {
 		return 0, nil
 	}
 	if err := d.CheckValid(); err != nil {
-		return 0, invalidf("%s: %v", what, err)
+		return 0, rpcerr.Invalidf("%s: %v", what, err)
 	}
 	v := d.AsDuration()
 	if v < 0 {
-		return 0, invalidf("%s %s is negative", what, v)
+		return 0, rpcerr.Invalidf("%s %s is negative", what, v)
 	}
 	return v, nil
 }
@@ -139,12 +140,12 @@ const (
 func (s *server) traceQuery(p *pb.TraceQueryParameters, kind searchKind) (query.TraceQuery, error) {
 	var q query.TraceQuery
 	if p == nil {
-		return q, invalidf("query is missing")
+		return q, rpcerr.Invalidf("query is missing")
 	}
 	legacy := p.GetServiceName() != "" || p.GetOperationName() != "" || len(p.GetAttributes()) > 0 ||
 		p.GetDurationMin() != nil || p.GetDurationMax() != nil
 	if p.GetFilter() != nil && legacy {
-		return q, invalidf("filter is mutually exclusive with service_name, operation_name, attributes, duration_min and duration_max")
+		return q, rpcerr.Invalidf("filter is mutually exclusive with service_name, operation_name, attributes, duration_min and duration_max")
 	}
 	q.Service, q.Operation = p.GetServiceName(), p.GetOperationName()
 	if len(p.GetAttributes()) > 0 {
@@ -152,10 +153,10 @@ func (s *server) traceQuery(p *pb.TraceQueryParameters, kind searchKind) (query.
 		for i, kv := range p.GetAttributes() {
 			v, err := attrString(kv.GetValue())
 			if err != nil {
-				return q, invalidf("attributes[%d] %q: %v", i, kv.GetKey(), err)
+				return q, rpcerr.Invalidf("attributes[%d] %q: %v", i, kv.GetKey(), err)
 			}
 			if old, ok := q.Attributes[kv.GetKey()]; ok && old != v {
-				return q, invalidf("attributes[%d]: key %q is given twice with different values (%q and %q)", i, kv.GetKey(), old, v)
+				return q, rpcerr.Invalidf("attributes[%d]: key %q is given twice with different values (%q and %q)", i, kv.GetKey(), old, v)
 			}
 			q.Attributes[kv.GetKey()] = v
 		}
@@ -171,18 +172,18 @@ func (s *server) traceQuery(p *pb.TraceQueryParameters, kind searchKind) (query.
 		return q, err
 	}
 	if q.Filter, err = translateFilter(p.GetFilter()); err != nil {
-		return q, toStatus(err)
+		return q, rpcerr.Status(err)
 	}
 	if p.GetSearchDepth() < 0 {
-		return q, invalidf("search_depth %d is negative", p.GetSearchDepth())
+		return q, rpcerr.Invalidf("search_depth %d is negative", p.GetSearchDepth())
 	}
 	q.Limit = int(p.GetSearchDepth())
 	if pg := p.GetPagination(); pg != nil {
 		if kind == searchTraces {
-			return q, invalidf("FindTraces does not paginate: use search_depth, or FindTraceIDs with pagination")
+			return q, rpcerr.Invalidf("FindTraces does not paginate: use search_depth, or FindTraceIDs with pagination")
 		}
 		if p.GetSearchDepth() != 0 {
-			return q, invalidf("pagination and search_depth are mutually exclusive")
+			return q, rpcerr.Invalidf("pagination and search_depth are mutually exclusive")
 		}
 		if q.Limit, q.PageToken, err = s.page(pg); err != nil {
 			return q, err
@@ -194,7 +195,7 @@ func (s *server) traceQuery(p *pb.TraceQueryParameters, kind searchKind) (query.
 // page translates a Pagination into a limit and a token.
 func (s *server) page(pg *pb.Pagination) (int, string, error) {
 	if pg.GetPageSize() == 0 {
-		return 0, "", invalidf("pagination.page_size is 0: a page must hold at least one result")
+		return 0, "", rpcerr.Invalidf("pagination.page_size is 0: a page must hold at least one result")
 	}
 	return int(min(pg.GetPageSize(), uint32(s.opts.MaxPageSize))), pg.GetPageToken(), nil
 }
@@ -276,7 +277,7 @@ func anyValue(v *pb.AnyValue, depth int) (encoding.Value, error) {
 func spanOrder(terms []*pb.SpanSortOrder) (query.SpanOrder, error) {
 	const maxTerms = 4
 	if len(terms) > maxTerms {
-		return 0, invalidf("order_by has %d terms, at most %d are allowed", len(terms), maxTerms)
+		return 0, rpcerr.Invalidf("order_by has %d terms, at most %d are allowed", len(terms), maxTerms)
 	}
 	type term struct {
 		field string
@@ -287,16 +288,16 @@ func spanOrder(terms []*pb.SpanSortOrder) (query.SpanOrder, error) {
 	for i, t := range terms {
 		f, ok := t.GetExpression().GetTerm().(*exprpb.Expression_Field)
 		if !ok || f.Field.GetLevel() != string(query.LevelSpan) {
-			return 0, invalidf("order_by[%d]: the expression must be a span field: span.startTime, span.duration, span.traceID or span.spanID", i)
+			return 0, rpcerr.Invalidf("order_by[%d]: the expression must be a span field: span.startTime, span.duration, span.traceID or span.spanID", i)
 		}
 		name := f.Field.GetName()
 		switch name {
 		case "startTime", "duration", "traceID", "spanID":
 		default:
-			return 0, invalidf("order_by[%d]: span.%s cannot order spans: use span.startTime, span.duration, span.traceID or span.spanID", i, name)
+			return 0, rpcerr.Invalidf("order_by[%d]: span.%s cannot order spans: use span.startTime, span.duration, span.traceID or span.spanID", i, name)
 		}
 		if seen[name] {
-			return 0, invalidf("order_by[%d]: span.%s is repeated", i, name)
+			return 0, rpcerr.Invalidf("order_by[%d]: span.%s is repeated", i, name)
 		}
 		seen[name] = true
 		var desc bool
@@ -305,7 +306,7 @@ func spanOrder(terms []*pb.SpanSortOrder) (query.SpanOrder, error) {
 		case "desc":
 			desc = true
 		default:
-			return 0, invalidf("order_by[%d]: direction %q is neither asc nor desc", i, t.GetDirection())
+			return 0, rpcerr.Invalidf("order_by[%d]: direction %q is neither asc nor desc", i, t.GetDirection())
 		}
 		eff = append(eff, term{name, desc})
 	}
@@ -332,7 +333,7 @@ func spanOrder(terms []*pb.SpanSortOrder) (query.SpanOrder, error) {
 	case "duration desc,traceID,spanID,startTime desc":
 		return query.SpanDurationDesc, nil
 	default:
-		return 0, invalidf("order_by: the order (%s) is not supported; supported: startTime desc, startTime asc, or duration desc followed by traceID asc and spanID asc", got)
+		return 0, rpcerr.Invalidf("order_by: the order (%s) is not supported; supported: startTime desc, startTime asc, or duration desc followed by traceID asc and spanID asc", got)
 	}
 }
 
@@ -340,7 +341,7 @@ func spanOrder(terms []*pb.SpanSortOrder) (query.SpanOrder, error) {
 func traceID(b []byte, what string) (encoding.TraceID, error) {
 	var id encoding.TraceID
 	if len(b) != len(id) {
-		return id, invalidf("%s is %d bytes, want %d", what, len(b), len(id))
+		return id, rpcerr.Invalidf("%s is %d bytes, want %d", what, len(b), len(id))
 	}
 	copy(id[:], b)
 	return id, nil
