@@ -107,6 +107,12 @@ func (r VerifyReport) Corrupt() bool { return r.Problems > r.BenignProblems }
 // A store too damaged to open (a corrupt block meta, or a corrupt row
 // group in the blocks Open reads back) can be checked with VerifyDir.
 func (db *DB) Verify(ctx context.Context, fn func(VerifyProblem)) (VerifyReport, error) {
+	return db.verify(ctx, "", fn)
+}
+
+// verify is Verify, of one tenant's keys and WAL records when tenant is
+// not "" (VerifyTenant, verify_tenant.go).
+func (db *DB) verify(ctx context.Context, tenant string, fn func(VerifyProblem)) (VerifyReport, error) {
 	if db.isClosed() {
 		return VerifyReport{}, ErrClosed
 	}
@@ -118,7 +124,7 @@ func (db *DB) Verify(ctx context.Context, fn func(VerifyProblem)) (VerifyReport,
 			live = db.wal.Stats().Segment
 		}
 	}
-	v := &verifier{bdb: db.bdb, codec: db.codec, walDir: filepath.Join(db.dir, walDir), liveSegment: live, fn: fn}
+	v := &verifier{bdb: db.bdb, codec: db.codec, walDir: filepath.Join(db.dir, walDir), liveSegment: live, tenant: tenant, fn: fn}
 	return v.run(ctx)
 }
 
@@ -165,6 +171,7 @@ type verifier struct {
 	codec       *encoding.Codec
 	walDir      string
 	liveSegment uint64 // the WAL segment being written, not read; 0: none
+	tenant      string // "": every tenant; else only its blocks, problems and WAL records
 	fn          func(VerifyProblem)
 
 	width      time.Duration // partition width from the format record; 0 when unreadable
@@ -173,6 +180,9 @@ type verifier struct {
 }
 
 func (v *verifier) report(p VerifyProblem) {
+	if v.tenant != "" && p.Tenant != "" && p.Tenant != v.tenant {
+		return
+	}
 	v.rep.Problems++
 	if p.Benign {
 		v.rep.BenignProblems++
@@ -291,7 +301,11 @@ func (v *verifier) inventory(ctx context.Context, txn *badger.Txn) (map[blockRef
 	blocks := map[blockRef]*blockKeys{}
 	var order []blockRef
 	tenants := map[string]bool{}
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: encoding.TenantPrefix("")[:1], PrefetchValues: false})
+	prefix := encoding.TenantPrefix("")[:1]
+	if v.tenant != "" {
+		prefix = encoding.TenantPrefix(v.tenant)
+	}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
 	defer it.Close()
 	n := 0
 	for it.Rewind(); it.Valid(); it.Next() {
@@ -568,8 +582,11 @@ func (v *verifier) segment(n uint64) error {
 	}
 	r := wal.NewSegmentReader(f)
 	for r.Next() {
-		v.rep.WALRecords++
-		if _, _, err := decodeWALRecord(r.Record()); err != nil {
+		tenant, _, err := decodeWALRecord(r.Record())
+		if v.tenant == "" || tenant == v.tenant || err != nil {
+			v.rep.WALRecords++
+		}
+		if err != nil {
 			// The frame's CRC32C held: the record is what was written, and
 			// this build cannot read it.
 			problem(r.Offset(), err)

@@ -20,8 +20,9 @@ import (
 )
 
 // The maintenance commands: verify, compact, retention. The work is the
-// library's (db.VerifyDir, DB.Compact, retention.Plan, DB.DropPartitions);
-// these print it.
+// library's (db.VerifyDir, DB.Compact, retention.Plan, DB.DropPartitions;
+// with --server, verify asks the server's analytics API, which runs
+// DB.VerifyTenant); these print it.
 
 // maintenanceCmds returns verify, compact and retention.
 func maintenanceCmds() []*cobra.Command {
@@ -29,7 +30,7 @@ func maintenanceCmds() []*cobra.Command {
 }
 
 type verifyOpts struct {
-	dataDir string
+	store storeFlags
 }
 
 func verifyCmd() *cobra.Command {
@@ -49,27 +50,63 @@ Benign findings (the keys of a block a crashed flush left without its meta, a
 WAL segment already flushed) are printed too, and do not fail the check: the
 next open for writing cleans them up.
 
-The store is opened read-only and need not be loadable: verify checks stores
-that tracedb cannot open. It refuses a store a running tracedb serve holds.`,
+With --data-dir, the store is opened read-only and need not be loadable:
+verify checks stores that tracedb cannot open, and every tenant in them. It
+refuses a store a running tracedb serve holds: give --server instead.
+
+With --server, the running tracedb serve checks its live store (one
+consistent state, read beside the writes; compaction and retention wait
+for it) and sends what it finds, printed the same way. Tenants share
+nothing, so the server checks as the caller's tenant (--tenant, sent as the
+x-tenant header): its blocks, plus what all tenants share (the format
+record, the WAL); the counts are that tenant's blocks and WAL records.`,
 		Example: `  tracedb verify
-  tracedb verify --data-dir /var/lib/tracedb`,
+  tracedb verify --data-dir /var/lib/tracedb
+  tracedb verify --server 127.0.0.1:17271 --token-file token --tenant acme`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			return o.run(cmd.Context(), cmd.OutOrStdout())
+			return o.run(cmd.Context(), cmd.OutOrStdout(), cmd.Flags().Changed("tenant"))
 		}),
 	}
-	cmd.Flags().StringVar(&o.dataDir, "data-dir", defaultInspectDataDir, "data directory of the store")
+	o.store.bind(cmd.Flags())
 	return cmd
 }
 
-func (o *verifyOpts) run(ctx context.Context, out io.Writer) error {
+// run checks the store in the data directory, or with --server the
+// server's, printing both the same way (printVerify).
+func (o *verifyOpts) run(ctx context.Context, out io.Writer, tenantSet bool) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if err := storeExists(o.dataDir); err != nil {
+	if o.store.remote.set() {
+		what := fmt.Sprintf("the store of server %s (tenant %s)", o.store.remote.addr, o.store.tenant)
+		return o.store.withRemote(ctx, func(ctx context.Context, r *remote) error {
+			return printVerify(out, what, func(fn func(db.VerifyProblem)) (db.VerifyReport, error) {
+				return r.analytics.Verify(ctx, fn)
+			})
+		})
+	}
+	if tenantSet {
+		return errors.New("--tenant needs --server: verify checks every tenant of a data directory")
+	}
+	dir := o.store.dataDir
+	if err := storeExists(dir); err != nil {
 		return err
 	}
-	rep, err := db.VerifyDir(ctx, o.dataDir, db.Options{Logger: slog.New(slog.DiscardHandler)}, func(p db.VerifyProblem) {
+	return printVerify(out, "the store in "+dir, func(fn func(db.VerifyProblem)) (db.VerifyReport, error) {
+		rep, err := db.VerifyDir(ctx, dir, db.Options{Logger: slog.New(slog.DiscardHandler)}, fn)
+		if err != nil && strings.Contains(err.Error(), badgerLockMessage) {
+			return rep, fmt.Errorf("the store in %s is %w", dir, errStoreInUse)
+		}
+		return rep, err
+	})
+}
+
+// printVerify runs check, printing a line per problem as check finds it
+// and then the summary; the error says the store (what) is corrupt when a
+// problem is not benign.
+func printVerify(out io.Writer, what string, check func(fn func(db.VerifyProblem)) (db.VerifyReport, error)) error {
+	rep, err := check(func(p db.VerifyProblem) {
 		kind := "CORRUPT"
 		if p.Benign {
 			kind = "benign"
@@ -77,15 +114,12 @@ func (o *verifyOpts) run(ctx context.Context, out io.Writer) error {
 		fmt.Fprintf(out, "%s: %s\n", kind, strings.ReplaceAll(p.String(), "\n", "; "))
 	})
 	if err != nil {
-		if strings.Contains(err.Error(), badgerLockMessage) {
-			return fmt.Errorf("the store in %s is %w", o.dataDir, errStoreInUse)
-		}
 		return err
 	}
 	fmt.Fprintf(out, "checked %d tenants, %d blocks, %d row groups, %d spans, %d postings lists in %d sections, %d WAL segments with %d records in %s\n",
 		rep.Tenants, rep.Blocks, rep.RowGroups, rep.Spans, rep.Terms, rep.Sections, rep.WALSegments, rep.WALRecords, rep.Elapsed.Round(time.Millisecond))
 	if rep.Corrupt() {
-		return fmt.Errorf("the store in %s is corrupt: %d problems (listed above)", o.dataDir, rep.Problems-rep.BenignProblems)
+		return fmt.Errorf("%s is corrupt: %d problems (listed above)", what, rep.Problems-rep.BenignProblems)
 	}
 	if rep.BenignProblems > 0 {
 		fmt.Fprintf(out, "no corruption (%d benign findings, cleaned up by the next open for writing)\n", rep.BenignProblems)

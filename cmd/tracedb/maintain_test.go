@@ -1,12 +1,16 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/tracedb/tracedb/db"
 	"github.com/tracedb/tracedb/encoding"
 )
 
@@ -56,6 +60,143 @@ func TestVerifyCommand(t *testing.T) {
 	want := "CORRUPT: tenant \"acme\" partition " + bad.Partition.String() + " block " + bad.Block.String() + ": row group 0: "
 	if !strings.HasPrefix(out, want) || !strings.Contains(out, "checksum") {
 		t.Errorf("verify output lacks %q:\n%s", want, out)
+	}
+}
+
+// verifySummary is the counts of verify's summary line, its time left
+// out, and the other lines of its output.
+type verifySummary struct {
+	tenants, blocks, rowGroups, spans, terms, sections, walSegments, walRecords int
+	lines                                                                       []string
+}
+
+func parseVerify(t *testing.T, out string) verifySummary {
+	t.Helper()
+	var v verifySummary
+	found := false
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if strings.HasPrefix(line, "checked ") {
+			var elapsed string
+			if _, err := fmt.Sscanf(line, "checked %d tenants, %d blocks, %d row groups, %d spans, %d postings lists in %d sections, %d WAL segments with %d records in %s",
+				&v.tenants, &v.blocks, &v.rowGroups, &v.spans, &v.terms, &v.sections, &v.walSegments, &v.walRecords, &elapsed); err != nil {
+				t.Fatalf("summary %q: %v", line, err)
+			}
+			found = true
+			continue
+		}
+		v.lines = append(v.lines, line)
+	}
+	if !found {
+		t.Fatalf("no summary line in:\n%s", out)
+	}
+	return v
+}
+
+// flipOldestRowGroup flips a byte in the middle of a row group of
+// tenant's oldest block (the lowest block ID) in the closed store in dir,
+// and returns its key.
+func flipOldestRowGroup(t *testing.T, dir, tenant string) encoding.BlockKeyParts {
+	t.Helper()
+	bdb, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "badger")).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad encoding.BlockKeyParts
+	err = bdb.Update(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: encoding.TenantPrefix(tenant)})
+		var key []byte
+		for it.Rewind(); it.Valid(); it.Next() {
+			p, err := encoding.ParseBlockKey(it.Item().Key())
+			if err != nil {
+				it.Close()
+				return err
+			}
+			if p.Kind == encoding.KindRowGroup && (key == nil || p.Block < bad.Block) {
+				bad, key = p, it.Item().KeyCopy(nil)
+			}
+		}
+		it.Close()
+		if key == nil {
+			return errors.New("no row group")
+		}
+		item, err := txn.Get(key)
+		if err != nil {
+			return err
+		}
+		val, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		val[len(val)/2] ^= 1
+		return txn.Set(key, val)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return bad
+}
+
+// TestVerifyServerMode checks a served store with verify --server: on a
+// clean store it prints what verify on the directory prints, tenant by
+// tenant (the tenants' counts add up to the store's); on a damaged one it
+// prints the same problem line and fails.
+func TestVerifyServerMode(t *testing.T) {
+	dir := fixtureStore(t)
+	local := parseVerify(t, mustRun(t, "verify", "--data-dir", dir))
+	if local.tenants != 2 || local.spans == 0 {
+		t.Fatalf("local verify: %+v", local)
+	}
+	// Open reads the spans of each tenant's newest blocks back, up to
+	// MaxHeadSpans, and fails on damage there: with 1, only the newest.
+	// No compaction may merge the damaged block away.
+	opts := db.Options{MaxHeadSpans: 1, CompactionInterval: -1}
+	addr, stop := serveDir(t, dir, opts, "s3cret")
+	var sum verifySummary
+	for _, tenant := range []string{db.DefaultTenant, "acme"} {
+		got := parseVerify(t, mustRun(t, "verify", "--server", addr, "--token", "s3cret", "--tenant", tenant))
+		if got.tenants != 1 || !slices.Equal(got.lines, local.lines) {
+			t.Errorf("verify --server --tenant %s: %+v, on the directory %+v", tenant, got, local)
+		}
+		sum.tenants += got.tenants
+		sum.blocks += got.blocks
+		sum.rowGroups += got.rowGroups
+		sum.spans += got.spans
+		sum.terms += got.terms
+		sum.sections += got.sections
+	}
+	if sum.tenants != local.tenants || sum.blocks != local.blocks || sum.rowGroups != local.rowGroups || sum.spans != local.spans ||
+		sum.terms != local.terms || sum.sections != local.sections {
+		t.Errorf("verify --server, tenants added up: %+v; on the directory: %+v", sum, local)
+	}
+	if _, _, err := run(t, "verify", "--server", addr); err == nil || !strings.Contains(err.Error(), "Unauthenticated") {
+		t.Errorf("verify --server without a token: %v", err)
+	}
+	stop()
+	if _, _, err := run(t, "verify", "--data-dir", dir, "--tenant", "acme"); err == nil || !strings.Contains(err.Error(), "--tenant needs --server") {
+		t.Errorf("verify --tenant on a directory: %v", err)
+	}
+
+	bad := flipOldestRowGroup(t, dir, db.DefaultTenant)
+	localOut, _, localErr := run(t, "verify", "--data-dir", dir)
+	want := "CORRUPT: tenant \"default\" partition " + bad.Partition.String() + " block " + bad.Block.String() + ": row group "
+	if localErr == nil || !strings.HasPrefix(localOut, want) {
+		t.Fatalf("verify on the damaged directory: %v\n%s", localErr, localOut)
+	}
+	addr, _ = serveDir(t, dir, opts, "s3cret")
+	out, _, err := run(t, "verify", "--server", addr, "--token", "s3cret")
+	if err == nil || !strings.Contains(err.Error(), "is corrupt: 1 problems") {
+		t.Errorf("verify --server of a damaged store: err = %v", err)
+	}
+	if got, lw := parseVerify(t, out).lines, parseVerify(t, localOut).lines; !slices.Equal(got, lw) || !strings.HasPrefix(out, want) {
+		t.Errorf("verify --server of a damaged store printed:\n%s\non the directory:\n%s", out, localOut)
+	}
+	// acme's data is whole, and acme sees nothing of the default tenant's.
+	if out := mustRun(t, "verify", "--server", addr, "--token", "s3cret", "--tenant", "acme"); !strings.HasSuffix(out, "no corruption\n") ||
+		strings.Contains(out, "CORRUPT") {
+		t.Errorf("verify --server --tenant acme:\n%s", out)
 	}
 }
 

@@ -37,9 +37,9 @@ import (
 // --server mode: the commands ask a running tracedb serve over gRPC, on its
 // storage listener, instead of opening a data directory: trace, search,
 // services, operations and deps through the Jaeger storage v2 API;
-// histogram, rate, stats and export through tracedb's analytics API
+// histogram, rate, stats, export and verify through tracedb's analytics API
 // (package server/analytics); import sends OTLP to the listener's OTLP
-// TraceService. The maintenance commands have no --server; storeFlags.open
+// TraceService. compact and retention have no --server; storeFlags.open
 // refuses it should a command reach it with one.
 
 // remoteFlags are the flags of --server mode.

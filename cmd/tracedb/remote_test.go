@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,39 +56,8 @@ func TestServerMode(t *testing.T) {
 		local[i] = mustRun(t, append(args, "--data-dir", dir)...)
 	}
 
-	tokens := filepath.Join(t.TempDir(), "tokens")
-	if err := os.WriteFile(tokens, []byte("s3cret\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := loopback(dir)
-	cfg.Auth.TokenFile = tokens
-	cfg.Tenancy.Enabled = true
-	store, err := db.Open(dir, db.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(cfg, store, server.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("server did not stop")
-		}
-		if err := store.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
-	addr := srv.Addr(server.ListenerStorage).String()
+	addr, stop := serveDir(t, dir, db.Options{}, "s3cret")
+	defer stop()
 
 	for i, args := range cases {
 		remote := append(append([]string{}, args...), "--server", addr, "--token", "s3cret")
@@ -146,4 +116,51 @@ func TestServerMode(t *testing.T) {
 			t.Errorf("tracedb %v: err = %v, want one line with %q", tc.args, err, tc.want)
 		}
 	}
+}
+
+// serveDir opens the store in dir with opts (logging discarded) and
+// serves it on loopback with bearer token tok and tenancy on; it returns
+// the storage listener's address and a func that stops the server and
+// closes the store (also run when the test ends, if not called before).
+func serveDir(t *testing.T, dir string, opts db.Options, tok string) (string, func()) {
+	t.Helper()
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte(tok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := loopback(dir)
+	cfg.Auth.TokenFile = tokens
+	cfg.Tenancy.Enabled = true
+	opts.Logger = slog.New(slog.DiscardHandler)
+	store, err := db.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(cfg, store, server.Options{})
+	if err != nil {
+		store.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("serve: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Error("server did not stop")
+			}
+			if err := store.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return srv.Addr(server.ListenerStorage).String(), stop
 }

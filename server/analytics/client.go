@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/grpc"
@@ -131,6 +132,81 @@ func (cl *Client) Export(ctx context.Context, tr db.TimeRange, chunkSpans int, f
 		}
 	}
 }
+
+// Verify asks the server to check its store as the caller's tenant sees
+// it (the Verify RPC's comment in analytics.proto says what that is), and
+// calls fn with each problem in the order the server found them; it
+// returns the report, as db.DB.Verify does. A problem's Err carries the
+// server's message, and wraps encoding.ErrCorrupt when the server said
+// the bytes are damaged. fn may be nil.
+func (cl *Client) Verify(ctx context.Context, fn func(db.VerifyProblem)) (db.VerifyReport, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := cl.c.Verify(ctx, &pb.VerifyRequest{})
+	if err != nil {
+		return db.VerifyReport{}, err
+	}
+	var (
+		problems, benign uint64
+		rep              *pb.VerifyReport
+	)
+	for {
+		m, err := st.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return db.VerifyReport{}, err
+		}
+		if rep != nil {
+			return db.VerifyReport{}, fmt.Errorf("verify: a message after the report: %w", errMalformed)
+		}
+		switch item := m.Item.(type) {
+		case *pb.VerifyMessage_Problem:
+			p := item.Problem
+			problems++
+			if p.Benign {
+				benign++
+			}
+			if fn != nil {
+				fn(db.VerifyProblem{
+					Tenant: p.Tenant, Partition: encoding.PartitionID(p.Partition), Block: encoding.BlockID(p.Block),
+					Where: p.Where, Segment: p.WalSegment, Offset: p.WalOffset, Benign: p.Benign,
+					Err: &remoteError{msg: p.Error, corrupt: p.Corrupt},
+				})
+			}
+		case *pb.VerifyMessage_Report:
+			rep = item.Report
+		default:
+			return db.VerifyReport{}, fmt.Errorf("verify: an empty message: %w", errMalformed)
+		}
+	}
+	switch {
+	case rep == nil:
+		return db.VerifyReport{}, fmt.Errorf("verify: the stream ended without a report: %w", errMalformed)
+	case rep.Problems != problems || rep.BenignProblems != benign:
+		return db.VerifyReport{}, fmt.Errorf("verify: the report counts %d problems (%d benign), the stream held %d (%d benign): %w",
+			rep.Problems, rep.BenignProblems, problems, benign, errMalformed)
+	}
+	return db.VerifyReport{
+		Tenants: int(rep.Tenants), Blocks: int(rep.Blocks), RowGroups: int(rep.RowGroups), Spans: rep.Spans, Terms: rep.Terms,
+		Sections: int(rep.Sections), WALSegments: int(rep.WalSegments), WALRecords: int(rep.WalRecords),
+		Problems: int(rep.Problems), BenignProblems: int(rep.BenignProblems), Elapsed: time.Duration(rep.ElapsedNanos),
+	}, nil
+}
+
+// remoteError is a problem's error as the server sent it: its message,
+// and whether it wrapped encoding.ErrCorrupt there.
+type remoteError struct {
+	msg     string
+	corrupt bool
+}
+
+func (e *remoteError) Error() string { return e.msg }
+
+// Is makes errors.Is(err, encoding.ErrCorrupt) hold as it did on the
+// server.
+func (e *remoteError) Is(target error) bool { return e.corrupt && target == encoding.ErrCorrupt }
 
 // ConditionsToProto converts span conditions to the request's form, with
 // filter the text of c.Filter ("" for none); c.Filter itself is not sent.

@@ -1,8 +1,8 @@
 // Package analytics serves tracedb's own gRPC API, tracedb.analytics.v1
 // (server/proto/tracedb/analytics/v1/analytics.proto): latency
 // histograms, request and error rates, the tenant's data range and
-// statistics, and bulk export as OTLP, which Jaeger's storage v2 API
-// cannot express. The tracedb CLI asks it with --server (Client); the
+// statistics, bulk export as OTLP, and a check of the live store
+// (Verify), which Jaeger's storage v2 API cannot express. The tracedb CLI asks it with --server (Client); the
 // server registers it on the storage listener beside jaeger.storage.v2,
 // so it gets the same TLS, bearer tokens, tenancy, size limits and
 // metrics.
@@ -19,6 +19,7 @@ package analytics
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -167,6 +168,60 @@ func (s *service) Export(req *pb.ExportRequest, stream grpc.ServerStreamingServe
 		err = send()
 	}
 	return rpcerr.Status(err)
+}
+
+// Verify runs db.DB.VerifyTenant for the caller's tenant, then sends the
+// problems it found and the report. The check holds off compaction and
+// retention while it runs, so nothing is sent until it is done: a caller
+// that stops reading holds nothing off. A store with more than
+// maxVerifyProblems problems is answered with RESOURCE_EXHAUSTED (the
+// full list is for tracedb verify on the data directory).
+func (s *service) Verify(_ *pb.VerifyRequest, stream grpc.ServerStreamingServer[pb.VerifyMessage]) error {
+	// The problems are gathered first and sent once the check is done, so
+	// that a client that stops reading cannot hold the check (and the
+	// compaction and retention it holds off) open; they are bounded.
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	var problems []*pb.VerifyProblem
+	tooMany := false
+	rep, err := s.store.VerifyTenant(ctx, db.TenantFromContext(ctx), func(p db.VerifyProblem) {
+		if len(problems) == maxVerifyProblems {
+			tooMany = true
+			cancel()
+			return
+		}
+		problems = append(problems, problemToProto(p))
+	})
+	if tooMany {
+		return status.Errorf(codes.ResourceExhausted, "verify: more than %d problems; run tracedb verify on the data directory for the full list", maxVerifyProblems)
+	}
+	if err != nil {
+		return rpcerr.Status(err)
+	}
+	for _, p := range problems {
+		if err := stream.Send(&pb.VerifyMessage{Item: &pb.VerifyMessage_Problem{Problem: p}}); err != nil {
+			return rpcerr.Status(err)
+		}
+	}
+	return stream.Send(&pb.VerifyMessage{Item: &pb.VerifyMessage_Report{Report: &pb.VerifyReport{
+		Tenants: uint32(rep.Tenants), Blocks: uint64(rep.Blocks), RowGroups: uint64(rep.RowGroups), Spans: rep.Spans,
+		Terms: rep.Terms, Sections: uint64(rep.Sections), WalSegments: uint64(rep.WALSegments), WalRecords: uint64(rep.WALRecords),
+		Problems: uint64(rep.Problems), BenignProblems: uint64(rep.BenignProblems), ElapsedNanos: int64(rep.Elapsed),
+	}}})
+}
+
+// maxVerifyProblems bounds the problems one Verify call gathers.
+const maxVerifyProblems = 100_000
+
+func problemToProto(p db.VerifyProblem) *pb.VerifyProblem {
+	msg := ""
+	if p.Err != nil {
+		msg = p.Err.Error()
+	}
+	return &pb.VerifyProblem{
+		Tenant: p.Tenant, Partition: uint32(p.Partition), Block: uint64(p.Block), Where: p.Where,
+		WalSegment: p.Segment, WalOffset: p.Offset, Error: msg, Corrupt: errors.Is(p.Err, encoding.ErrCorrupt), Benign: p.Benign,
+	}
 }
 
 // rawTracesData returns a TracesData whose encoding is raw, an encoded

@@ -97,7 +97,14 @@ func startEnv(t *testing.T) *testEnv {
 		t.Fatal(err)
 	}
 	write("acme", spans(150, "acme", time.Hour))
+	return serveStore(t, dir, store)
+}
 
+// serveStore serves store, whose data directory is in dir, as startEnv
+// does, and closes it when the test ends.
+func serveStore(t *testing.T, dir string, store *db.DB) *testEnv {
+	t.Helper()
+	ctx := context.Background()
 	tokens := filepath.Join(dir, "tokens")
 	if err := os.WriteFile(tokens, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -402,6 +409,18 @@ func TestRefusals(t *testing.T) {
 			_, err := env.raw.Histogram(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer nope", "x-tenant", "acme"), &pb.HistogramRequest{})
 			return err
 		}, codes.Unauthenticated, "invalid bearer token"},
+		{"verify without token", func(context.Context) error {
+			_, err := env.client.Verify(metadata.AppendToOutgoingContext(context.Background(), "x-tenant", "acme"), nil)
+			return err
+		}, codes.Unauthenticated, "bearer token"},
+		{"verify with a wrong token", func(context.Context) error {
+			_, err := env.client.Verify(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer nope", "x-tenant", "acme"), nil)
+			return err
+		}, codes.Unauthenticated, "invalid bearer token"},
+		{"verify without a tenant", func(context.Context) error {
+			_, err := env.client.Verify(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token), nil)
+			return err
+		}, codes.Unauthenticated, "tenant"},
 		{"export without token", func(context.Context) error {
 			return env.client.Export(metadata.AppendToOutgoingContext(context.Background(), "x-tenant", "acme"), db.TimeRange{}, 0, func(ptrace.Traces) error { return nil })
 		}, codes.Unauthenticated, "bearer token"},

@@ -1,9 +1,10 @@
 // tracedb's analytics API: the questions the tracedb CLI asks that Jaeger's
 // storage v2 API cannot answer (latency histograms, request and error
-// rates, what the store holds, bulk export). It is served on the storage
-// listener (17271) beside jaeger.storage.v2, with the same TLS, bearer
-// tokens, size limits and metrics. Every call reads the caller's tenant
-// only (the x-tenant header when tenancy is on, else the default tenant).
+// rates, what the store holds, bulk export, a check of the live store). It
+// is served on the storage listener (17271) beside jaeger.storage.v2, with
+// the same TLS, bearer tokens, size limits and metrics. Every call reads
+// the caller's tenant only (the x-tenant header when tenancy is on, else
+// the default tenant); Verify also checks what all tenants share.
 //
 // Times are Unix nanoseconds, as in OTLP; a 0 end means no upper bound.
 // Errors: INVALID_ARGUMENT for a malformed request (a bad filter, a bad
@@ -852,6 +853,375 @@ func (x *ExportChunk) GetTraces() *v1.TracesData {
 	return nil
 }
 
+type VerifyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyRequest) Reset() {
+	*x = VerifyRequest{}
+	mi := &file_tracedb_analytics_v1_analytics_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyRequest) ProtoMessage() {}
+
+func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tracedb_analytics_v1_analytics_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
+func (*VerifyRequest) Descriptor() ([]byte, []int) {
+	return file_tracedb_analytics_v1_analytics_proto_rawDescGZIP(), []int{13}
+}
+
+// VerifyProblem is one piece of damage (db.VerifyProblem).
+type VerifyProblem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tenant, partition and block locate a problem in a block; tenant is
+	// empty and block 0 for the store's records and the WAL.
+	Tenant    string `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Partition uint32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Block     uint64 `protobuf:"fixed64,3,opt,name=block,proto3" json:"block,omitempty"`
+	// where names the value within the block or the store ("row group 3",
+	// "postings section 2", "block meta", "format record",
+	// "wal segment 7 offset 1234", ...).
+	Where string `protobuf:"bytes,4,opt,name=where,proto3" json:"where,omitempty"`
+	// wal_segment and wal_offset locate a WAL problem (wal_segment 0
+	// otherwise).
+	WalSegment uint64 `protobuf:"varint,5,opt,name=wal_segment,json=walSegment,proto3" json:"wal_segment,omitempty"`
+	WalOffset  int64  `protobuf:"varint,6,opt,name=wal_offset,json=walOffset,proto3" json:"wal_offset,omitempty"`
+	// error says what failed; corrupt is set when the bytes are damaged
+	// (the error wraps encoding.ErrCorrupt).
+	Error   string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	Corrupt bool   `protobuf:"varint,8,opt,name=corrupt,proto3" json:"corrupt,omitempty"`
+	// benign is set for a state that a writable open cleans up without
+	// losing anything acknowledged (a block's keys without its meta, a WAL
+	// segment already flushed).
+	Benign        bool `protobuf:"varint,9,opt,name=benign,proto3" json:"benign,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyProblem) Reset() {
+	*x = VerifyProblem{}
+	mi := &file_tracedb_analytics_v1_analytics_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyProblem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyProblem) ProtoMessage() {}
+
+func (x *VerifyProblem) ProtoReflect() protoreflect.Message {
+	mi := &file_tracedb_analytics_v1_analytics_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyProblem.ProtoReflect.Descriptor instead.
+func (*VerifyProblem) Descriptor() ([]byte, []int) {
+	return file_tracedb_analytics_v1_analytics_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *VerifyProblem) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *VerifyProblem) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *VerifyProblem) GetBlock() uint64 {
+	if x != nil {
+		return x.Block
+	}
+	return 0
+}
+
+func (x *VerifyProblem) GetWhere() string {
+	if x != nil {
+		return x.Where
+	}
+	return ""
+}
+
+func (x *VerifyProblem) GetWalSegment() uint64 {
+	if x != nil {
+		return x.WalSegment
+	}
+	return 0
+}
+
+func (x *VerifyProblem) GetWalOffset() int64 {
+	if x != nil {
+		return x.WalOffset
+	}
+	return 0
+}
+
+func (x *VerifyProblem) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *VerifyProblem) GetCorrupt() bool {
+	if x != nil {
+		return x.Corrupt
+	}
+	return false
+}
+
+func (x *VerifyProblem) GetBenign() bool {
+	if x != nil {
+		return x.Benign
+	}
+	return false
+}
+
+// VerifyReport counts what Verify checked and found (db.VerifyReport),
+// for the caller's tenant as the Verify RPC's comment says.
+type VerifyReport struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Tenants     uint32                 `protobuf:"varint,1,opt,name=tenants,proto3" json:"tenants,omitempty"`
+	Blocks      uint64                 `protobuf:"varint,2,opt,name=blocks,proto3" json:"blocks,omitempty"`
+	RowGroups   uint64                 `protobuf:"varint,3,opt,name=row_groups,json=rowGroups,proto3" json:"row_groups,omitempty"`
+	Spans       uint64                 `protobuf:"varint,4,opt,name=spans,proto3" json:"spans,omitempty"`
+	Terms       uint64                 `protobuf:"varint,5,opt,name=terms,proto3" json:"terms,omitempty"`
+	Sections    uint64                 `protobuf:"varint,6,opt,name=sections,proto3" json:"sections,omitempty"`
+	WalSegments uint64                 `protobuf:"varint,7,opt,name=wal_segments,json=walSegments,proto3" json:"wal_segments,omitempty"`
+	WalRecords  uint64                 `protobuf:"varint,8,opt,name=wal_records,json=walRecords,proto3" json:"wal_records,omitempty"`
+	// problems counts the problems sent, benign_problems the benign ones
+	// among them.
+	Problems       uint64 `protobuf:"varint,9,opt,name=problems,proto3" json:"problems,omitempty"`
+	BenignProblems uint64 `protobuf:"varint,10,opt,name=benign_problems,json=benignProblems,proto3" json:"benign_problems,omitempty"`
+	ElapsedNanos   int64  `protobuf:"varint,11,opt,name=elapsed_nanos,json=elapsedNanos,proto3" json:"elapsed_nanos,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *VerifyReport) Reset() {
+	*x = VerifyReport{}
+	mi := &file_tracedb_analytics_v1_analytics_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyReport) ProtoMessage() {}
+
+func (x *VerifyReport) ProtoReflect() protoreflect.Message {
+	mi := &file_tracedb_analytics_v1_analytics_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyReport.ProtoReflect.Descriptor instead.
+func (*VerifyReport) Descriptor() ([]byte, []int) {
+	return file_tracedb_analytics_v1_analytics_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *VerifyReport) GetTenants() uint32 {
+	if x != nil {
+		return x.Tenants
+	}
+	return 0
+}
+
+func (x *VerifyReport) GetBlocks() uint64 {
+	if x != nil {
+		return x.Blocks
+	}
+	return 0
+}
+
+func (x *VerifyReport) GetRowGroups() uint64 {
+	if x != nil {
+		return x.RowGroups
+	}
+	return 0
+}
+
+func (x *VerifyReport) GetSpans() uint64 {
+	if x != nil {
+		return x.Spans
+	}
+	return 0
+}
+
+func (x *VerifyReport) GetTerms() uint64 {
+	if x != nil {
+		return x.Terms
+	}
+	return 0
+}
+
+func (x *VerifyReport) GetSections() uint64 {
+	if x != nil {
+		return x.Sections
+	}
+	return 0
+}
+
+func (x *VerifyReport) GetWalSegments() uint64 {
+	if x != nil {
+		return x.WalSegments
+	}
+	return 0
+}
+
+func (x *VerifyReport) GetWalRecords() uint64 {
+	if x != nil {
+		return x.WalRecords
+	}
+	return 0
+}
+
+func (x *VerifyReport) GetProblems() uint64 {
+	if x != nil {
+		return x.Problems
+	}
+	return 0
+}
+
+func (x *VerifyReport) GetBenignProblems() uint64 {
+	if x != nil {
+		return x.BenignProblems
+	}
+	return 0
+}
+
+func (x *VerifyReport) GetElapsedNanos() int64 {
+	if x != nil {
+		return x.ElapsedNanos
+	}
+	return 0
+}
+
+// VerifyMessage is one message of the Verify stream: a problem, or, as
+// the last message, the report.
+type VerifyMessage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Item:
+	//
+	//	*VerifyMessage_Problem
+	//	*VerifyMessage_Report
+	Item          isVerifyMessage_Item `protobuf_oneof:"item"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyMessage) Reset() {
+	*x = VerifyMessage{}
+	mi := &file_tracedb_analytics_v1_analytics_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyMessage) ProtoMessage() {}
+
+func (x *VerifyMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_tracedb_analytics_v1_analytics_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyMessage.ProtoReflect.Descriptor instead.
+func (*VerifyMessage) Descriptor() ([]byte, []int) {
+	return file_tracedb_analytics_v1_analytics_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *VerifyMessage) GetItem() isVerifyMessage_Item {
+	if x != nil {
+		return x.Item
+	}
+	return nil
+}
+
+func (x *VerifyMessage) GetProblem() *VerifyProblem {
+	if x != nil {
+		if x, ok := x.Item.(*VerifyMessage_Problem); ok {
+			return x.Problem
+		}
+	}
+	return nil
+}
+
+func (x *VerifyMessage) GetReport() *VerifyReport {
+	if x != nil {
+		if x, ok := x.Item.(*VerifyMessage_Report); ok {
+			return x.Report
+		}
+	}
+	return nil
+}
+
+type isVerifyMessage_Item interface {
+	isVerifyMessage_Item()
+}
+
+type VerifyMessage_Problem struct {
+	Problem *VerifyProblem `protobuf:"bytes,1,opt,name=problem,proto3,oneof"`
+}
+
+type VerifyMessage_Report struct {
+	Report *VerifyReport `protobuf:"bytes,2,opt,name=report,proto3,oneof"`
+}
+
+func (*VerifyMessage_Problem) isVerifyMessage_Item() {}
+
+func (*VerifyMessage_Report) isVerifyMessage_Item() {}
+
 var File_tracedb_analytics_v1_analytics_proto protoreflect.FileDescriptor
 
 const file_tracedb_analytics_v1_analytics_proto_rawDesc = "" +
@@ -923,13 +1293,46 @@ const file_tracedb_analytics_v1_analytics_proto_rawDesc = "" +
 	"\x18start_time_max_unix_nano\x18\x02 \x01(\x06R\x14startTimeMaxUnixNano\x12-\n" +
 	"\x13max_spans_per_chunk\x18\x03 \x01(\rR\x10maxSpansPerChunk\"O\n" +
 	"\vExportChunk\x12@\n" +
-	"\x06traces\x18\x01 \x01(\v2(.opentelemetry.proto.trace.v1.TracesDataR\x06traces2\xc6\x03\n" +
+	"\x06traces\x18\x01 \x01(\v2(.opentelemetry.proto.trace.v1.TracesDataR\x06traces\"\x0f\n" +
+	"\rVerifyRequest\"\xf9\x01\n" +
+	"\rVerifyProblem\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\rR\tpartition\x12\x14\n" +
+	"\x05block\x18\x03 \x01(\x06R\x05block\x12\x14\n" +
+	"\x05where\x18\x04 \x01(\tR\x05where\x12\x1f\n" +
+	"\vwal_segment\x18\x05 \x01(\x04R\n" +
+	"walSegment\x12\x1d\n" +
+	"\n" +
+	"wal_offset\x18\x06 \x01(\x03R\twalOffset\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\x12\x18\n" +
+	"\acorrupt\x18\b \x01(\bR\acorrupt\x12\x16\n" +
+	"\x06benign\x18\t \x01(\bR\x06benign\"\xd5\x02\n" +
+	"\fVerifyReport\x12\x18\n" +
+	"\atenants\x18\x01 \x01(\rR\atenants\x12\x16\n" +
+	"\x06blocks\x18\x02 \x01(\x04R\x06blocks\x12\x1d\n" +
+	"\n" +
+	"row_groups\x18\x03 \x01(\x04R\trowGroups\x12\x14\n" +
+	"\x05spans\x18\x04 \x01(\x04R\x05spans\x12\x14\n" +
+	"\x05terms\x18\x05 \x01(\x04R\x05terms\x12\x1a\n" +
+	"\bsections\x18\x06 \x01(\x04R\bsections\x12!\n" +
+	"\fwal_segments\x18\a \x01(\x04R\vwalSegments\x12\x1f\n" +
+	"\vwal_records\x18\b \x01(\x04R\n" +
+	"walRecords\x12\x1a\n" +
+	"\bproblems\x18\t \x01(\x04R\bproblems\x12'\n" +
+	"\x0fbenign_problems\x18\n" +
+	" \x01(\x04R\x0ebenignProblems\x12#\n" +
+	"\relapsed_nanos\x18\v \x01(\x03R\felapsedNanos\"\x96\x01\n" +
+	"\rVerifyMessage\x12?\n" +
+	"\aproblem\x18\x01 \x01(\v2#.tracedb.analytics.v1.VerifyProblemH\x00R\aproblem\x12<\n" +
+	"\x06report\x18\x02 \x01(\v2\".tracedb.analytics.v1.VerifyReportH\x00R\x06reportB\x06\n" +
+	"\x04item2\x9e\x04\n" +
 	"\tAnalytics\x12^\n" +
 	"\tHistogram\x12&.tracedb.analytics.v1.HistogramRequest\x1a'.tracedb.analytics.v1.HistogramResponse\"\x00\x12O\n" +
 	"\x04Rate\x12!.tracedb.analytics.v1.RateRequest\x1a\".tracedb.analytics.v1.RateResponse\"\x00\x12^\n" +
 	"\tDataRange\x12&.tracedb.analytics.v1.DataRangeRequest\x1a'.tracedb.analytics.v1.DataRangeResponse\"\x00\x12R\n" +
 	"\x05Stats\x12\".tracedb.analytics.v1.StatsRequest\x1a#.tracedb.analytics.v1.StatsResponse\"\x00\x12T\n" +
-	"\x06Export\x12#.tracedb.analytics.v1.ExportRequest\x1a!.tracedb.analytics.v1.ExportChunk\"\x000\x01B2Z0github.com/tracedb/tracedb/server/pb/analyticsv1b\x06proto3"
+	"\x06Export\x12#.tracedb.analytics.v1.ExportRequest\x1a!.tracedb.analytics.v1.ExportChunk\"\x000\x01\x12V\n" +
+	"\x06Verify\x12#.tracedb.analytics.v1.VerifyRequest\x1a#.tracedb.analytics.v1.VerifyMessage\"\x000\x01B2Z0github.com/tracedb/tracedb/server/pb/analyticsv1b\x06proto3"
 
 var (
 	file_tracedb_analytics_v1_analytics_proto_rawDescOnce sync.Once
@@ -943,7 +1346,7 @@ func file_tracedb_analytics_v1_analytics_proto_rawDescGZIP() []byte {
 	return file_tracedb_analytics_v1_analytics_proto_rawDescData
 }
 
-var file_tracedb_analytics_v1_analytics_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_tracedb_analytics_v1_analytics_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_tracedb_analytics_v1_analytics_proto_goTypes = []any{
 	(*SpanConditions)(nil),    // 0: tracedb.analytics.v1.SpanConditions
 	(*HistogramRequest)(nil),  // 1: tracedb.analytics.v1.HistogramRequest
@@ -958,31 +1361,39 @@ var file_tracedb_analytics_v1_analytics_proto_goTypes = []any{
 	(*StatsResponse)(nil),     // 10: tracedb.analytics.v1.StatsResponse
 	(*ExportRequest)(nil),     // 11: tracedb.analytics.v1.ExportRequest
 	(*ExportChunk)(nil),       // 12: tracedb.analytics.v1.ExportChunk
-	nil,                       // 13: tracedb.analytics.v1.SpanConditions.AttributesEntry
-	(*v1.TracesData)(nil),     // 14: opentelemetry.proto.trace.v1.TracesData
+	(*VerifyRequest)(nil),     // 13: tracedb.analytics.v1.VerifyRequest
+	(*VerifyProblem)(nil),     // 14: tracedb.analytics.v1.VerifyProblem
+	(*VerifyReport)(nil),      // 15: tracedb.analytics.v1.VerifyReport
+	(*VerifyMessage)(nil),     // 16: tracedb.analytics.v1.VerifyMessage
+	nil,                       // 17: tracedb.analytics.v1.SpanConditions.AttributesEntry
+	(*v1.TracesData)(nil),     // 18: opentelemetry.proto.trace.v1.TracesData
 }
 var file_tracedb_analytics_v1_analytics_proto_depIdxs = []int32{
-	13, // 0: tracedb.analytics.v1.SpanConditions.attributes:type_name -> tracedb.analytics.v1.SpanConditions.AttributesEntry
+	17, // 0: tracedb.analytics.v1.SpanConditions.attributes:type_name -> tracedb.analytics.v1.SpanConditions.AttributesEntry
 	0,  // 1: tracedb.analytics.v1.HistogramRequest.conditions:type_name -> tracedb.analytics.v1.SpanConditions
 	0,  // 2: tracedb.analytics.v1.RateRequest.conditions:type_name -> tracedb.analytics.v1.SpanConditions
 	4,  // 3: tracedb.analytics.v1.RateResponse.points:type_name -> tracedb.analytics.v1.RatePoint
 	9,  // 4: tracedb.analytics.v1.StatsResponse.partitions:type_name -> tracedb.analytics.v1.PartitionStats
-	14, // 5: tracedb.analytics.v1.ExportChunk.traces:type_name -> opentelemetry.proto.trace.v1.TracesData
-	1,  // 6: tracedb.analytics.v1.Analytics.Histogram:input_type -> tracedb.analytics.v1.HistogramRequest
-	3,  // 7: tracedb.analytics.v1.Analytics.Rate:input_type -> tracedb.analytics.v1.RateRequest
-	6,  // 8: tracedb.analytics.v1.Analytics.DataRange:input_type -> tracedb.analytics.v1.DataRangeRequest
-	8,  // 9: tracedb.analytics.v1.Analytics.Stats:input_type -> tracedb.analytics.v1.StatsRequest
-	11, // 10: tracedb.analytics.v1.Analytics.Export:input_type -> tracedb.analytics.v1.ExportRequest
-	2,  // 11: tracedb.analytics.v1.Analytics.Histogram:output_type -> tracedb.analytics.v1.HistogramResponse
-	5,  // 12: tracedb.analytics.v1.Analytics.Rate:output_type -> tracedb.analytics.v1.RateResponse
-	7,  // 13: tracedb.analytics.v1.Analytics.DataRange:output_type -> tracedb.analytics.v1.DataRangeResponse
-	10, // 14: tracedb.analytics.v1.Analytics.Stats:output_type -> tracedb.analytics.v1.StatsResponse
-	12, // 15: tracedb.analytics.v1.Analytics.Export:output_type -> tracedb.analytics.v1.ExportChunk
-	11, // [11:16] is the sub-list for method output_type
-	6,  // [6:11] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	18, // 5: tracedb.analytics.v1.ExportChunk.traces:type_name -> opentelemetry.proto.trace.v1.TracesData
+	14, // 6: tracedb.analytics.v1.VerifyMessage.problem:type_name -> tracedb.analytics.v1.VerifyProblem
+	15, // 7: tracedb.analytics.v1.VerifyMessage.report:type_name -> tracedb.analytics.v1.VerifyReport
+	1,  // 8: tracedb.analytics.v1.Analytics.Histogram:input_type -> tracedb.analytics.v1.HistogramRequest
+	3,  // 9: tracedb.analytics.v1.Analytics.Rate:input_type -> tracedb.analytics.v1.RateRequest
+	6,  // 10: tracedb.analytics.v1.Analytics.DataRange:input_type -> tracedb.analytics.v1.DataRangeRequest
+	8,  // 11: tracedb.analytics.v1.Analytics.Stats:input_type -> tracedb.analytics.v1.StatsRequest
+	11, // 12: tracedb.analytics.v1.Analytics.Export:input_type -> tracedb.analytics.v1.ExportRequest
+	13, // 13: tracedb.analytics.v1.Analytics.Verify:input_type -> tracedb.analytics.v1.VerifyRequest
+	2,  // 14: tracedb.analytics.v1.Analytics.Histogram:output_type -> tracedb.analytics.v1.HistogramResponse
+	5,  // 15: tracedb.analytics.v1.Analytics.Rate:output_type -> tracedb.analytics.v1.RateResponse
+	7,  // 16: tracedb.analytics.v1.Analytics.DataRange:output_type -> tracedb.analytics.v1.DataRangeResponse
+	10, // 17: tracedb.analytics.v1.Analytics.Stats:output_type -> tracedb.analytics.v1.StatsResponse
+	12, // 18: tracedb.analytics.v1.Analytics.Export:output_type -> tracedb.analytics.v1.ExportChunk
+	16, // 19: tracedb.analytics.v1.Analytics.Verify:output_type -> tracedb.analytics.v1.VerifyMessage
+	14, // [14:20] is the sub-list for method output_type
+	8,  // [8:14] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_tracedb_analytics_v1_analytics_proto_init() }
@@ -990,13 +1401,17 @@ func file_tracedb_analytics_v1_analytics_proto_init() {
 	if File_tracedb_analytics_v1_analytics_proto != nil {
 		return
 	}
+	file_tracedb_analytics_v1_analytics_proto_msgTypes[16].OneofWrappers = []any{
+		(*VerifyMessage_Problem)(nil),
+		(*VerifyMessage_Report)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tracedb_analytics_v1_analytics_proto_rawDesc), len(file_tracedb_analytics_v1_analytics_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

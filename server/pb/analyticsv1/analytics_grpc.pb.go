@@ -1,9 +1,10 @@
 // tracedb's analytics API: the questions the tracedb CLI asks that Jaeger's
 // storage v2 API cannot answer (latency histograms, request and error
-// rates, what the store holds, bulk export). It is served on the storage
-// listener (17271) beside jaeger.storage.v2, with the same TLS, bearer
-// tokens, size limits and metrics. Every call reads the caller's tenant
-// only (the x-tenant header when tenancy is on, else the default tenant).
+// rates, what the store holds, bulk export, a check of the live store). It
+// is served on the storage listener (17271) beside jaeger.storage.v2, with
+// the same TLS, bearer tokens, size limits and metrics. Every call reads
+// the caller's tenant only (the x-tenant header when tenancy is on, else
+// the default tenant); Verify also checks what all tenants share.
 //
 // Times are Unix nanoseconds, as in OTLP; a 0 end means no upper bound.
 // Errors: INVALID_ARGUMENT for a malformed request (a bad filter, a bad
@@ -37,6 +38,7 @@ const (
 	Analytics_DataRange_FullMethodName = "/tracedb.analytics.v1.Analytics/DataRange"
 	Analytics_Stats_FullMethodName     = "/tracedb.analytics.v1.Analytics/Stats"
 	Analytics_Export_FullMethodName    = "/tracedb.analytics.v1.Analytics/Export"
+	Analytics_Verify_FullMethodName    = "/tracedb.analytics.v1.Analytics/Verify"
 )
 
 // AnalyticsClient is the client API for Analytics service.
@@ -54,6 +56,31 @@ type AnalyticsClient interface {
 	// Export streams the tenant's spans that start in a range, reader by
 	// reader (the head and the blocks, earliest first), as OTLP.
 	Export(ctx context.Context, in *ExportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportChunk], error)
+	// Verify checks the live store as `tracedb verify` checks a data
+	// directory (db.DB.VerifyTenant: every checksum and structure, read in
+	// one Badger transaction, so one consistent state, safe beside writes;
+	// compaction and retention wait while it runs); once the check is done
+	// it streams a message per problem, in the order found, then the report
+	// as the last message (nothing is sent while the check runs, so a
+	// caller that stops reading holds nothing up). A problem is not an
+	// error: the call succeeds on a corrupt store, and the report says
+	// whether it is (problems > benign_problems). More than 100,000
+	// problems is RESOURCE_EXHAUSTED: run tracedb verify on the data
+	// directory for such a store.
+	//
+	// Tenancy: tenants share nothing, so Verify answers as the caller's
+	// tenant sees the store, whether tenancy is on or off (the service
+	// cannot tell: with it off every call is the default tenant's, and a
+	// store may still hold other tenants' data from a run with it on). It
+	// sends the caller's tenant's problems and the store-wide ones (an
+	// empty tenant: the format record, the WAL checkpoint, the WAL
+	// segments), never another tenant's. The report counts the caller's
+	// blocks, row groups, spans, postings lists and sections; tenants is 1
+	// when the caller has blocks, else 0; wal_segments counts the shared
+	// WAL's segments checked, wal_records the caller's records in them (and
+	// any record that could not be decoded, which is reported to every
+	// tenant). No count includes another tenant's blocks or records.
+	Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[VerifyMessage], error)
 }
 
 type analyticsClient struct {
@@ -123,6 +150,25 @@ func (c *analyticsClient) Export(ctx context.Context, in *ExportRequest, opts ..
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Analytics_ExportClient = grpc.ServerStreamingClient[ExportChunk]
 
+func (c *analyticsClient) Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[VerifyMessage], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Analytics_ServiceDesc.Streams[1], Analytics_Verify_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[VerifyRequest, VerifyMessage]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Analytics_VerifyClient = grpc.ServerStreamingClient[VerifyMessage]
+
 // AnalyticsServer is the server API for Analytics service.
 // All implementations must embed UnimplementedAnalyticsServer
 // for forward compatibility.
@@ -138,6 +184,31 @@ type AnalyticsServer interface {
 	// Export streams the tenant's spans that start in a range, reader by
 	// reader (the head and the blocks, earliest first), as OTLP.
 	Export(*ExportRequest, grpc.ServerStreamingServer[ExportChunk]) error
+	// Verify checks the live store as `tracedb verify` checks a data
+	// directory (db.DB.VerifyTenant: every checksum and structure, read in
+	// one Badger transaction, so one consistent state, safe beside writes;
+	// compaction and retention wait while it runs); once the check is done
+	// it streams a message per problem, in the order found, then the report
+	// as the last message (nothing is sent while the check runs, so a
+	// caller that stops reading holds nothing up). A problem is not an
+	// error: the call succeeds on a corrupt store, and the report says
+	// whether it is (problems > benign_problems). More than 100,000
+	// problems is RESOURCE_EXHAUSTED: run tracedb verify on the data
+	// directory for such a store.
+	//
+	// Tenancy: tenants share nothing, so Verify answers as the caller's
+	// tenant sees the store, whether tenancy is on or off (the service
+	// cannot tell: with it off every call is the default tenant's, and a
+	// store may still hold other tenants' data from a run with it on). It
+	// sends the caller's tenant's problems and the store-wide ones (an
+	// empty tenant: the format record, the WAL checkpoint, the WAL
+	// segments), never another tenant's. The report counts the caller's
+	// blocks, row groups, spans, postings lists and sections; tenants is 1
+	// when the caller has blocks, else 0; wal_segments counts the shared
+	// WAL's segments checked, wal_records the caller's records in them (and
+	// any record that could not be decoded, which is reported to every
+	// tenant). No count includes another tenant's blocks or records.
+	Verify(*VerifyRequest, grpc.ServerStreamingServer[VerifyMessage]) error
 	mustEmbedUnimplementedAnalyticsServer()
 }
 
@@ -162,6 +233,9 @@ func (UnimplementedAnalyticsServer) Stats(context.Context, *StatsRequest) (*Stat
 }
 func (UnimplementedAnalyticsServer) Export(*ExportRequest, grpc.ServerStreamingServer[ExportChunk]) error {
 	return status.Error(codes.Unimplemented, "method Export not implemented")
+}
+func (UnimplementedAnalyticsServer) Verify(*VerifyRequest, grpc.ServerStreamingServer[VerifyMessage]) error {
+	return status.Error(codes.Unimplemented, "method Verify not implemented")
 }
 func (UnimplementedAnalyticsServer) mustEmbedUnimplementedAnalyticsServer() {}
 func (UnimplementedAnalyticsServer) testEmbeddedByValue()                   {}
@@ -267,6 +341,17 @@ func _Analytics_Export_Handler(srv interface{}, stream grpc.ServerStream) error 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Analytics_ExportServer = grpc.ServerStreamingServer[ExportChunk]
 
+func _Analytics_Verify_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(VerifyRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AnalyticsServer).Verify(m, &grpc.GenericServerStream[VerifyRequest, VerifyMessage]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Analytics_VerifyServer = grpc.ServerStreamingServer[VerifyMessage]
+
 // Analytics_ServiceDesc is the grpc.ServiceDesc for Analytics service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -295,6 +380,11 @@ var Analytics_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Export",
 			Handler:       _Analytics_Export_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Verify",
+			Handler:       _Analytics_Verify_Handler,
 			ServerStreams: true,
 		},
 	},
