@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"runtime"
 	"slices"
+	"sync"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -214,6 +216,10 @@ type TraceChunk struct {
 // bounded whatever the traces' sizes. A trace whose spans vanished between
 // the search and the read (dropped by retention) yields nothing. Errors
 // are yielded once, and end the sequence.
+//
+// Reading a trace is most of a search's time (its row groups are read and
+// decompressed), so up to GOMAXPROCS traces are read ahead at once, each
+// holding at most readAheadChunks chunks until their turn comes.
 func (e *Engine) FindTraces(ctx context.Context, q TraceQuery) iter.Seq2[TraceChunk, error] {
 	return func(yield func(TraceChunk, error) bool) {
 		hits, err := e.FindTraceIDs(ctx, q)
@@ -221,18 +227,58 @@ func (e *Engine) FindTraces(ctx context.Context, q TraceQuery) iter.Seq2[TraceCh
 			yield(TraceChunk{}, err)
 			return
 		}
-		for _, h := range hits {
-			// The whole trace, not only the readers of the query's time
-			// range: a trace's other spans may start outside it.
-			for td, err := range e.store.GetTrace(ctx, h.TraceID, db.TimeRange{}) {
-				if err != nil {
-					yield(TraceChunk{}, fmt.Errorf("find traces: read trace %s: %w", h.TraceID, err))
+		ctx, cancel := context.WithCancel(ctx)
+		var readers sync.WaitGroup
+		defer readers.Wait() // no reader outlives the sequence
+		defer cancel()
+		read := func(h TraceHit) <-chan traceRead {
+			ch := make(chan traceRead, readAheadChunks)
+			readers.Go(func() {
+				defer close(ch)
+				// The whole trace, not only the readers of the query's
+				// time range: a trace's other spans may start outside it.
+				for td, err := range e.store.GetTrace(ctx, h.TraceID, db.TimeRange{}) {
+					select {
+					case ch <- traceRead{td, err}:
+					case <-ctx.Done():
+						return
+					}
+					if err != nil {
+						return
+					}
+				}
+			})
+			return ch
+		}
+		ahead := make([]<-chan traceRead, 0, len(hits))
+		window := max(1, runtime.GOMAXPROCS(0))
+		for i, h := range hits {
+			for len(ahead) < min(i+window, len(hits)) {
+				ahead = append(ahead, read(hits[len(ahead)]))
+			}
+			for r := range ahead[i] {
+				if r.err != nil {
+					yield(TraceChunk{}, fmt.Errorf("find traces: read trace %s: %w", h.TraceID, r.err))
 					return
 				}
-				if !yield(TraceChunk{Hit: h, Traces: td}, nil) {
+				if !yield(TraceChunk{Hit: h, Traces: r.td}, nil) {
 					return
 				}
 			}
+			if err := ctx.Err(); err != nil {
+				yield(TraceChunk{}, fmt.Errorf("find traces: %w", err))
+				return
+			}
 		}
 	}
+}
+
+// readAheadChunks is how many chunks of a trace read ahead of its turn
+// FindTraces holds.
+const readAheadChunks = 2
+
+// traceRead is one chunk, or the error, of a trace read ahead.
+type traceRead struct {
+	td  ptrace.Traces
+	err error
 }
