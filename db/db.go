@@ -174,13 +174,17 @@ func (db *DB) open() error {
 		WithValueThreshold(badgerValueThreshold).
 		WithNumMemtables(badgerMemtables).
 		WithMetricsEnabled(false)
-	var err error
-	if db.bdb, err = badger.Open(bopts); err != nil {
+	// Badger returns a half-open DB with some errors; it has cleaned up
+	// after itself, and closing it again would crash: keep it only when
+	// the open succeeded.
+	bdb, err := badger.Open(bopts)
+	if err != nil {
 		if db.opts.ReadOnly && strings.Contains(err.Error(), "truncate required") {
 			return fmt.Errorf("open badger in %s read-only: the store was not closed cleanly; open it once for writing (for example with tracedb serve) to recover it: %w", bopts.Dir, err)
 		}
 		return fmt.Errorf("open badger in %s: %w", bopts.Dir, err)
 	}
+	db.bdb = bdb
 	if err := db.checkFormat(); err != nil {
 		return err
 	}
