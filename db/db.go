@@ -174,12 +174,17 @@ func (db *DB) open() error {
 		WithValueThreshold(badgerValueThreshold).
 		WithNumMemtables(badgerMemtables).
 		WithMetricsEnabled(false)
+	if !db.opts.ReadOnly {
+		if err := removeEmptyValueLogs(bopts.Dir, db.log); err != nil {
+			return err
+		}
+	}
 	// Badger returns a half-open DB with some errors; it has cleaned up
 	// after itself, and closing it again would crash: keep it only when
 	// the open succeeded.
 	bdb, err := badger.Open(bopts)
 	if err != nil {
-		if db.opts.ReadOnly && strings.Contains(err.Error(), "truncate required") {
+		if db.opts.ReadOnly && (strings.Contains(err.Error(), "truncate required") || strings.Contains(err.Error(), "Create a new file")) {
 			return fmt.Errorf("open badger in %s read-only: the store was not closed cleanly; open it once for writing (for example with tracedb serve) to recover it: %w", bopts.Dir, err)
 		}
 		return fmt.Errorf("open badger in %s: %w", bopts.Dir, err)

@@ -1,0 +1,47 @@
+package db
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// removeEmptyValueLogs deletes the empty value-log files of the Badger
+// store in dir before Badger opens it.
+//
+// Badger creates a value-log file and only then sizes it and writes its
+// header; a process killed in between leaves a file of zero bytes, and
+// Badger v4 (4.9.6) then refuses to open the store ("Open existing file:
+// …vlog: Create a new file"). Such a file holds no value, so no key can
+// point into it: deleting it loses nothing, and Badger starts a new file
+// as it does on every open. The crash test (TestCrashRecovery) met it after
+// a kill -9; TestEmptyValueLogAfterCrash reproduces it.
+func removeEmptyValueLogs(dir string, log *slog.Logger) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil // a new store
+		}
+		return fmt.Errorf("open badger in %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".vlog") {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return fmt.Errorf("open badger in %s: %w", dir, err)
+		}
+		if info.Size() != 0 {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("open badger in %s: remove the empty value log a crash left: %w", dir, err)
+		}
+		log.Warn("removed an empty value-log file a crash left (Badger would refuse to open the store)", "file", path)
+	}
+	return nil
+}
