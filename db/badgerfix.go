@@ -8,17 +8,18 @@ import (
 	"strings"
 )
 
-// removeEmptyValueLogs deletes the empty value-log files of the Badger
-// store in dir before Badger opens it.
+// removeEmptyLogs deletes the empty value-log (.vlog) and memtable-log
+// (.mem) files of the Badger store in dir before Badger opens it.
 //
-// Badger creates a value-log file and only then sizes it and writes its
-// header; a process killed in between leaves a file of zero bytes, and
-// Badger v4 (4.9.6) then refuses to open the store ("Open existing file:
-// …vlog: Create a new file"). Such a file holds no value, so no key can
-// point into it: deleting it loses nothing, and Badger starts a new file
-// as it does on every open. The crash test (TestCrashRecovery) met it after
-// a kill -9; TestEmptyValueLogAfterCrash reproduces it.
-func removeEmptyValueLogs(dir string, log *slog.Logger) error {
+// Badger creates such a file and only then sizes it and writes its header;
+// a process killed in between leaves a file of zero bytes, and Badger v4
+// (4.9.6) then refuses to open the store ("Open existing file: …vlog:
+// Create a new file", "while opening memtables … Create a new file"). Such
+// a file holds no entry, so no key points into it and no write is lost by
+// deleting it; Badger starts new files as it does on every open. The crash
+// test (TestCrashRecovery) met both after a kill -9;
+// TestEmptyBadgerLogsAfterCrash reproduces them.
+func removeEmptyLogs(dir string, log *slog.Logger) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		if os.IsNotExist(err) {
@@ -27,7 +28,7 @@ func removeEmptyValueLogs(dir string, log *slog.Logger) error {
 		return fmt.Errorf("open badger in %s: %w", dir, err)
 	}
 	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".vlog") {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".vlog") && !strings.HasSuffix(e.Name(), ".mem") {
 			continue
 		}
 		info, err := e.Info()
@@ -39,9 +40,9 @@ func removeEmptyValueLogs(dir string, log *slog.Logger) error {
 		}
 		path := filepath.Join(dir, e.Name())
 		if err := os.Remove(path); err != nil {
-			return fmt.Errorf("open badger in %s: remove the empty value log a crash left: %w", dir, err)
+			return fmt.Errorf("open badger in %s: remove the empty log file a crash left: %w", dir, err)
 		}
-		log.Warn("removed an empty value-log file a crash left (Badger would refuse to open the store)", "file", path)
+		log.Warn("removed an empty Badger log file a crash left (Badger would refuse to open the store)", "file", path)
 	}
 	return nil
 }

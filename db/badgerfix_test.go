@@ -5,15 +5,20 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 )
 
-// TestEmptyValueLogAfterCrash leaves what a kill -9 between Badger's
-// creation of a value-log file and its header leaves, an empty .vlog file
-// after the others, and checks that the store opens with its data.
-func TestEmptyValueLogAfterCrash(t *testing.T) {
+// TestEmptyBadgerLogsAfterCrash leaves what a kill -9 between Badger's
+// creation of a log file and its header leaves, an empty .vlog or .mem
+// file after the others, and checks that the store opens with its data.
+func TestEmptyBadgerLogsAfterCrash(t *testing.T) {
+	for _, ext := range []string{".vlog", ".mem"} {
+		t.Run(ext, func(t *testing.T) { testEmptyBadgerLog(t, ext) })
+	}
+}
+
+func testEmptyBadgerLog(t *testing.T, ext string) {
 	dir := t.TempDir()
 	d := openTest(t, dir, testOptions())
 	ctx := context.Background()
@@ -26,25 +31,23 @@ func TestEmptyValueLogAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var vlogs []string
+	last := 0
 	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".vlog") {
-			vlogs = append(vlogs, e.Name())
+		var n int
+		if strings.HasSuffix(e.Name(), ext) {
+			if _, err := fmt.Sscanf(strings.TrimSuffix(e.Name(), ext), "%d", &n); err == nil {
+				last = max(last, n)
+			}
 		}
 	}
-	if len(vlogs) == 0 {
-		t.Fatal("no value-log file")
-	}
-	slices.Sort(vlogs)
-	var last int
-	fmt.Sscanf(vlogs[len(vlogs)-1], "%d.vlog", &last)
-	empty := filepath.Join(bdir, fmt.Sprintf("%06d.vlog", last+1))
+	width := map[string]int{".vlog": 6, ".mem": 5}[ext] // Badger's file names
+	empty := filepath.Join(bdir, fmt.Sprintf("%0*d%s", width, last+1, ext))
 	if err := os.WriteFile(empty, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	d, err = Open(dir, testOptions())
 	if err != nil {
-		t.Fatalf("open with an empty value log: %v", err)
+		t.Fatalf("open with an empty %s file: %v", ext, err)
 	}
 	defer d.Close()
 	if got := collect(t, d, ctx, traceID(1)); len(got) != 1 {

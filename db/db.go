@@ -175,7 +175,7 @@ func (db *DB) open() error {
 		WithNumMemtables(badgerMemtables).
 		WithMetricsEnabled(false)
 	if !db.opts.ReadOnly {
-		if err := removeEmptyValueLogs(bopts.Dir, db.log); err != nil {
+		if err := removeEmptyLogs(bopts.Dir, db.log); err != nil {
 			return err
 		}
 	}
