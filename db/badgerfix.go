@@ -19,6 +19,12 @@ import (
 // deleting it; Badger starts new files as it does on every open. The crash
 // test (TestCrashRecovery) met both after a kill -9;
 // TestEmptyBadgerLogsAfterCrash reproduces them.
+//
+// Files are removed only while this process holds the directory lock
+// Badger itself takes (an exclusive flock of the directory), so the
+// newly created file of a process that has the store open is never
+// touched; when the lock is held elsewhere nothing is removed, and Badger's
+// open then fails on the lock as it would have.
 func removeEmptyLogs(dir string, log *slog.Logger) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -27,6 +33,11 @@ func removeEmptyLogs(dir string, log *slog.Logger) error {
 		}
 		return fmt.Errorf("open badger in %s: %w", dir, err)
 	}
+	unlock, ok := lockDir(dir)
+	if !ok {
+		return nil
+	}
+	defer unlock()
 	for _, e := range entries {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".vlog") && !strings.HasSuffix(e.Name(), ".mem") {
 			continue

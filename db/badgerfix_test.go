@@ -59,3 +59,24 @@ func testEmptyBadgerLog(t *testing.T, ext string) {
 		t.Errorf("%s is still empty", empty)
 	}
 }
+
+// TestEmptyLogOfOpenStoreKept: an empty log file in the directory of a
+// store another open holds may be that open's newest file, not a crash's
+// leftover; a second open must leave it alone (and fail on the lock).
+func TestEmptyLogOfOpenStoreKept(t *testing.T) {
+	dir := t.TempDir()
+	d := openTest(t, dir, testOptions())
+	defer d.Close()
+	fresh := filepath.Join(dir, badgerDir, "999999.vlog")
+	if err := os.WriteFile(fresh, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(fresh)
+	if d2, err := Open(dir, testOptions()); err == nil {
+		d2.Close()
+		t.Fatal("a second open of a store in use succeeded")
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("the second open removed the open store's file: %v", err)
+	}
+}
