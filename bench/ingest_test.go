@@ -50,8 +50,11 @@ func TestRun(t *testing.T) {
 			if res.Ingest.Wall <= 0 || res.Ingest.CPU <= 0 || res.RSSPeak <= 0 {
 				t.Errorf("wall %s, cpu %s, peak RSS %d: want all positive", res.Ingest.Wall, res.Ingest.CPU, res.RSSPeak)
 			}
-			if res.Flushes < 2 || res.Blocks < 2 {
-				t.Errorf("%d flushes, %d blocks: want at least 2 of each", res.Flushes, res.Blocks)
+			// The small head makes background flushes happen, but how many
+			// depends on how far the writers get before the flush loop
+			// cuts the head: at least one, and blocks only from flushes.
+			if res.Flushes < 1 || res.Blocks < 1 {
+				t.Errorf("%d flushes, %d blocks: want at least 1 of each", res.Flushes, res.Blocks)
 			}
 			k := res.Keys
 			if k.RowGroups.Bytes == 0 || k.PostingsDict.Keys != res.Blocks || k.Postings.Bytes == 0 || k.StoreMeta.Keys == 0 {
