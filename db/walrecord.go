@@ -2,6 +2,7 @@ package db
 
 import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/tracedb/tracedb/encoding"
 )
@@ -37,7 +38,8 @@ func walRecordOfWire(dst []byte, tenant string, wire []byte) []byte {
 }
 
 // decodeWALRecord returns the tenant and spans of a record. Errors wrap
-// encoding.ErrCorrupt.
+// encoding.ErrCorrupt; the tenant is returned with an error in the spans,
+// once it was read.
 func decodeWALRecord(b []byte) (string, ptrace.Traces, error) {
 	d := encoding.NewDecbuf(b, "wal record payload")
 	if v := d.Byte(); v != walRecordVersion && d.Err() == nil {
@@ -50,10 +52,14 @@ func decodeWALRecord(b []byte) (string, ptrace.Traces, error) {
 	if err := ValidateTenant(tenant); err != nil {
 		return "", ptrace.Traces{}, encoding.Corruptf("wal record payload", 1, "%v", err)
 	}
-	u := ptrace.ProtoUnmarshaler{}
-	td, err := u.UnmarshalTraces(d.B)
-	if err != nil {
-		return "", ptrace.Traces{}, encoding.Corruptf("wal record payload", d.Offset(), "otlp: %v", err)
+	// Decoded as an OTLP Export request (the same wire format as
+	// TracesData), as the receivers decode it: pdata then moves the
+	// deprecated instrumentation_library_spans of old clients into
+	// scope_spans, so that a record logged as the request's own bytes
+	// (DB.WriteEncoded) replays to exactly the spans the write stored.
+	req := ptraceotlp.NewExportRequest()
+	if err := req.UnmarshalProto(d.B); err != nil {
+		return tenant, ptrace.Traces{}, encoding.Corruptf("wal record payload", d.Offset(), "otlp: %v", err)
 	}
-	return tenant, td, nil
+	return tenant, req.Traces(), nil
 }
