@@ -22,6 +22,9 @@ import (
 const (
 	// bloomFPR is the false-positive rate of a block's trace-ID filter.
 	bloomFPR = 0.01
+	// maxFlushWorkers bounds the row groups a flush encodes at once, and so
+	// the decoded spans it holds (up to maxRowGroupBytes of rows each).
+	maxFlushWorkers = 4
 	// maxRowGroupBytes bounds a row group's span data, as head rows,
 	// before encoding.
 	maxRowGroupBytes = 16 << 20
@@ -301,11 +304,12 @@ func (db *DB) writeBlock(tenant string, p encoding.PartitionID, fspans []flushSp
 			traceIDs = append(traceIDs, s.traceID)
 		}
 	}
-	// Row groups are encoded on up to GOMAXPROCS workers while this
-	// goroutine builds the postings: on a store that ingests faster than
-	// one core flushes, writers wait for the flush, so the flush is what
-	// the other cores can help with. A worker decodes one group's rows at
-	// a time, so the flush holds at most that many groups of decoded spans.
+	// Row groups are encoded on up to maxFlushWorkers workers (no more
+	// than GOMAXPROCS) while this goroutine builds the postings: on a
+	// store that ingests faster than one core flushes, writers wait for
+	// the flush, so the flush is what the other cores can help with. A
+	// worker decodes one group's rows at a time, so the flush holds at most
+	// that many groups of decoded spans, besides the block's encoded groups.
 	groups := cutRowGroups(fspans, rows, db.opts.RowGroupSpans)
 	encoded := make([][]byte, len(groups))
 	maxEnds := make([]uint64, len(groups))
@@ -314,7 +318,7 @@ func (db *DB) writeBlock(tenant string, p encoding.PartitionID, fspans []flushSp
 		failed atomic.Bool
 		wg     sync.WaitGroup
 	)
-	workers := min(runtime.GOMAXPROCS(0), len(groups))
+	workers := min(runtime.GOMAXPROCS(0), maxFlushWorkers, len(groups))
 	errs := make([]error, workers)
 	for w := range workers {
 		wg.Go(func() {

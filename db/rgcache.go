@@ -3,6 +3,7 @@ package db
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,11 @@ import (
 // block cache it is): concurrent, cost-bounded, with an admission policy
 // that keeps frequently read groups over a scan of groups read once.
 type rowGroupCache struct {
+	// mu makes get and put no-ops once close has begun: a read that
+	// races Close (a server still answering as it shuts down) must not
+	// reach ristretto after its Close, which panics on a Set.
+	mu             sync.RWMutex
+	closed         bool
 	c              *ristretto.Cache[string, *encoding.RowGroup]
 	hits, misses   prometheus.Counter
 	inserts, bytes prometheus.Counter
@@ -84,6 +90,11 @@ func (c *rowGroupCache) get(id encoding.BlockID, n int, count bool) *encoding.Ro
 	if c == nil {
 		return nil
 	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return nil
+	}
 	if g, ok := c.c.Get(rowGroupKey(id, n)); ok {
 		c.hits.Inc()
 		return g.Clone()
@@ -99,13 +110,24 @@ func (c *rowGroupCache) put(id encoding.BlockID, n int, g *encoding.RowGroup) {
 	if c == nil {
 		return
 	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return
+	}
 	c.inserts.Inc()
 	c.bytes.Add(float64(g.Size()))
 	c.c.Set(rowGroupKey(id, n), g, int64(g.Size()))
 }
 
 func (c *rowGroupCache) close() {
-	if c != nil {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.closed = true
 		c.c.Close()
 	}
 }

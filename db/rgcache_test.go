@@ -74,3 +74,47 @@ func TestRowGroupCache(t *testing.T) {
 		}
 	}
 }
+
+// TestRowGroupCacheClosedUnderReaders: reads that race the store's Close
+// (a server still answering while it shuts down) must not reach the cache
+// after it closed; its get and put become no-ops.
+func TestRowGroupCacheClosedUnderReaders(t *testing.T) {
+	c, err := newRowGroupCache(1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := encoding.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer codec.Close()
+	spans := storable(spangen.Random(rand.New(rand.NewPCG(1, 2)), 20))
+	spangen.Sort(spans)
+	b, err := codec.NewRowGroupEncoder().Encode(nil, spans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := codec.DecodeRowGroup(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ig, err := g.Inflated()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				c.put(encoding.BlockID(w), i%50, ig)
+				c.get(encoding.BlockID(w), i%50, true)
+			}
+		})
+	}
+	c.close()
+	wg.Wait()
+	c.close() // twice is fine
+	if g := c.get(0, 0, true); g != nil {
+		t.Error("a closed cache served a group")
+	}
+}
