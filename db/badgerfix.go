@@ -26,18 +26,15 @@ import (
 // touched; when the lock is held elsewhere nothing is removed, and Badger's
 // open then fails on the lock as it would have.
 func removeEmptyLogs(dir string, log *slog.Logger) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		if os.IsNotExist(err) {
-			return nil // a new store
-		}
-		return fmt.Errorf("open badger in %s: %w", dir, err)
-	}
-	unlock, ok := lockDir(dir)
+	unlock, ok := lockDir(dir) // fails on a new store's missing directory too
 	if !ok {
 		return nil
 	}
 	defer unlock()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("open badger in %s: %w", dir, err)
+	}
 	for _, e := range entries {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".vlog") && !strings.HasSuffix(e.Name(), ".mem") {
 			continue

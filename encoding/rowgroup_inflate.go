@@ -34,7 +34,9 @@ func (g *RowGroup) Inflated() (*RowGroup, error) {
 		} else {
 			body = body[:start+e.rawLen]
 		}
-		ig.dir[i] = colEntry{codec: codecRaw, rawLen: e.rawLen, diskLen: e.rawLen, crc: e.crc, off: start}
+		// No CRC: the stored bytes' CRC was checked by DecodeRowGroup and
+		// does not describe these.
+		ig.dir[i] = colEntry{codec: codecRaw, rawLen: e.rawLen, diskLen: e.rawLen, off: start}
 	}
 	ig.body = body
 	// The span times too, which every search reads: decoded once here,

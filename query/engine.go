@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"runtime"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -168,6 +169,10 @@ func (o Options) Validate() error {
 type Engine struct {
 	store Store
 	opts  Options
+	// readAhead holds a token per trace being read ahead by FindTraces,
+	// across all its calls: GOMAXPROCS of them, so that concurrent
+	// searches do not multiply the reads in flight.
+	readAhead chan struct{}
 }
 
 // NewEngine returns an engine over d.
@@ -187,7 +192,7 @@ func NewEngineWithStore(s Store, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	opts.fillDefaults()
-	return &Engine{store: s, opts: opts}, nil
+	return &Engine{store: s, opts: opts, readAhead: make(chan struct{}, runtime.GOMAXPROCS(0))}, nil
 }
 
 // readerName names a reader in error messages.

@@ -218,8 +218,11 @@ type TraceChunk struct {
 // are yielded once, and end the sequence.
 //
 // Reading a trace is most of a search's time (its row groups are read and
-// decompressed), so up to GOMAXPROCS traces are read ahead at once, each
-// holding at most readAheadChunks chunks until their turn comes.
+// decompressed), so while a trace is yielded the next ones are read ahead
+// on other goroutines: up to GOMAXPROCS traces per call, as long as the
+// engine-wide read-ahead tokens last (a trace's turn comes without one, so
+// calls never wait for each other). A trace read ahead holds up to
+// readAheadChunks chunks until its turn.
 func (e *Engine) FindTraces(ctx context.Context, q TraceQuery) iter.Seq2[TraceChunk, error] {
 	return func(yield func(TraceChunk, error) bool) {
 		hits, err := e.FindTraceIDs(ctx, q)
@@ -231,10 +234,14 @@ func (e *Engine) FindTraces(ctx context.Context, q TraceQuery) iter.Seq2[TraceCh
 		var readers sync.WaitGroup
 		defer readers.Wait() // no reader outlives the sequence
 		defer cancel()
-		read := func(h TraceHit) <-chan traceRead {
-			ch := make(chan traceRead, readAheadChunks)
+		read := func(h TraceHit, token bool) <-chan traceRead {
+			// A sender blocked on a full channel holds one chunk more.
+			ch := make(chan traceRead, readAheadChunks-1)
 			readers.Go(func() {
 				defer close(ch)
+				if token {
+					defer func() { <-e.readAhead }()
+				}
 				// The whole trace, not only the readers of the query's
 				// time range: a trace's other spans may start outside it.
 				for td, err := range e.store.GetTrace(ctx, h.TraceID, db.TimeRange{}) {
@@ -250,13 +257,26 @@ func (e *Engine) FindTraces(ctx context.Context, q TraceQuery) iter.Seq2[TraceCh
 			})
 			return ch
 		}
-		ahead := make([]<-chan traceRead, 0, len(hits))
+		started := make([]<-chan traceRead, len(hits))
+		next := 0 // the next hit to start reading
 		window := max(1, runtime.GOMAXPROCS(0))
 		for i, h := range hits {
-			for len(ahead) < min(i+window, len(hits)) {
-				ahead = append(ahead, read(hits[len(ahead)]))
+			for next < min(i+window, len(hits)) {
+				if next == i {
+					started[next] = read(hits[next], false) // its turn: no token needed
+				} else {
+					select {
+					case e.readAhead <- struct{}{}:
+						started[next] = read(hits[next], true)
+					default:
+					}
+				}
+				if started[next] == nil {
+					break
+				}
+				next++
 			}
-			for r := range ahead[i] {
+			for r := range started[i] {
 				if r.err != nil {
 					yield(TraceChunk{}, fmt.Errorf("find traces: read trace %s: %w", h.TraceID, r.err))
 					return
@@ -265,6 +285,7 @@ func (e *Engine) FindTraces(ctx context.Context, q TraceQuery) iter.Seq2[TraceCh
 					return
 				}
 			}
+			started[i] = nil
 			if err := ctx.Err(); err != nil {
 				yield(TraceChunk{}, fmt.Errorf("find traces: %w", err))
 				return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,6 +90,37 @@ func TestFindTracesReadAhead(t *testing.T) {
 		}
 		if spans[h.TraceID] != want || want == 0 {
 			t.Errorf("trace %s: %d spans, GetTrace gives %d", h.TraceID, spans[h.TraceID], want)
+		}
+	}
+
+	// Many calls at once share the engine's read-ahead tokens; each
+	// trace's turn needs none, so every call finishes with every trace
+	// (a call that waited for a token held by another's stalled reader
+	// would hang here).
+	var wg sync.WaitGroup
+	counts := make([]int, 8)
+	for c := range counts {
+		wg.Go(func() {
+			for ch, err := range e.FindTraces(ctx, q) {
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				counts[c] += len(spanIDs(ch.Traces))
+				if c%2 == 0 {
+					time.Sleep(100 * time.Microsecond) // a slow consumer keeps its readers' tokens
+				}
+			}
+		})
+	}
+	wg.Wait()
+	total := 0
+	for _, n := range spans {
+		total += n
+	}
+	for c, n := range counts {
+		if n != total {
+			t.Errorf("concurrent call %d: %d spans, want %d", c, n, total)
 		}
 	}
 
