@@ -2,15 +2,16 @@
 // (server/proto/tracedb/analytics/v1/analytics.proto): latency
 // histograms, request and error rates, the tenant's data range and
 // statistics, bulk export as OTLP, and a check of the live store
-// (Verify), which Jaeger's storage v2 API cannot express. The tracedb CLI asks it with --server (Client); the
-// server registers it on the storage listener beside jaeger.storage.v2,
-// so it gets the same TLS, bearer tokens, tenancy, size limits and
-// metrics.
+// (Verify), which Jaeger's storage v2 API cannot express. The tracedb CLI
+// asks it with --server (Client); the server registers it on the storage
+// listener beside jaeger.storage.v2, so it gets the same TLS, bearer
+// tokens, tenancy, size limits and metrics.
 //
 // The tenant of a call is whatever the context carries (db.WithTenant,
 // set by the server's interceptors): every answer is of that tenant only.
 //
-// Errors map to gRPC codes as in package storagev2: a caller's mistake
+// Errors map to gRPC codes as for every tracedb gRPC service
+// (server/internal/rpcerr): a caller's mistake
 // (a malformed request, a bad filter, query.ErrInvalidQuery) is
 // InvalidArgument saying what is wrong; the context's end is Canceled or
 // DeadlineExceeded; a closed store is Unavailable; anything else is
