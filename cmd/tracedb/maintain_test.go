@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/tracedb/tracedb/db"
 	"github.com/tracedb/tracedb/encoding"
+	"github.com/tracedb/tracedb/internal/storetest"
 )
 
 func TestVerifyCommand(t *testing.T) {
@@ -94,50 +94,6 @@ func parseVerify(t *testing.T, out string) verifySummary {
 
 // flipOldestRowGroup flips a byte in the middle of a row group of
 // tenant's oldest block (the lowest block ID) in the closed store in dir,
-// and returns its key.
-func flipOldestRowGroup(t *testing.T, dir, tenant string) encoding.BlockKeyParts {
-	t.Helper()
-	bdb, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "badger")).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bad encoding.BlockKeyParts
-	err = bdb.Update(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: encoding.TenantPrefix(tenant)})
-		var key []byte
-		for it.Rewind(); it.Valid(); it.Next() {
-			p, err := encoding.ParseBlockKey(it.Item().Key())
-			if err != nil {
-				it.Close()
-				return err
-			}
-			if p.Kind == encoding.KindRowGroup && (key == nil || p.Block < bad.Block) {
-				bad, key = p, it.Item().KeyCopy(nil)
-			}
-		}
-		it.Close()
-		if key == nil {
-			return errors.New("no row group")
-		}
-		item, err := txn.Get(key)
-		if err != nil {
-			return err
-		}
-		val, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		val[len(val)/2] ^= 1
-		return txn.Set(key, val)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bdb.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return bad
-}
 
 // TestVerifyServerMode checks a served store with verify --server: on a
 // clean store it prints what verify on the directory prints, tenant by
@@ -179,7 +135,7 @@ func TestVerifyServerMode(t *testing.T) {
 		t.Errorf("verify --tenant on a directory: %v", err)
 	}
 
-	bad := flipOldestRowGroup(t, dir, db.DefaultTenant)
+	bad := storetest.FlipOldestRowGroup(t, dir, db.DefaultTenant)
 	localOut, _, localErr := run(t, "verify", "--data-dir", dir)
 	want := "CORRUPT: tenant \"default\" partition " + bad.Partition.String() + " block " + bad.Block.String() + ": row group "
 	if localErr == nil || !strings.HasPrefix(localOut, want) {

@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/tracedb/tracedb/db"
 	"github.com/tracedb/tracedb/encoding"
+	"github.com/tracedb/tracedb/internal/storetest"
 )
 
 // verifyRemote runs Verify over the RPC as tenant and returns the report
@@ -92,43 +92,6 @@ func TestVerifyCleanMatchesStore(t *testing.T) {
 }
 
 // flipRowGroup flips a byte in the middle of the first row group of
-// tenant's first block, in the closed store in dir, and returns its key.
-func flipRowGroup(t *testing.T, dir, tenant string) encoding.BlockKeyParts {
-	t.Helper()
-	bdb, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "badger")).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bad encoding.BlockKeyParts
-	err = bdb.Update(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: encoding.TenantPrefix(tenant)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			p, err := encoding.ParseBlockKey(it.Item().Key())
-			if err != nil {
-				return err
-			}
-			if p.Kind != encoding.KindRowGroup {
-				continue
-			}
-			val, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			val[len(val)/2] ^= 1
-			bad = p
-			return txn.Set(it.Item().KeyCopy(nil), val)
-		}
-		return errors.New("no row group")
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bdb.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return bad
-}
 
 func TestVerifyNamesOnlyTheCallersDamage(t *testing.T) {
 	dir := t.TempDir()
@@ -157,7 +120,7 @@ func TestVerifyNamesOnlyTheCallersDamage(t *testing.T) {
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	bad := flipRowGroup(t, data, "acme")
+	bad := storetest.FlipOldestRowGroup(t, data, "acme")
 	if store, err = db.Open(data, opts); err != nil {
 		t.Fatal(err)
 	}
