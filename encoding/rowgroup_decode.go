@@ -165,14 +165,14 @@ func (x *rgDecoder) decompress() ([]byte, error) {
 			total += g.dir[i].rawLen
 		}
 	}
-	buf := g.codec.getBuf(total)
+	buf := g.codec.getBuf(total + decodeSlack)
 	for i := colSpanIDs; i < colCount; i++ {
 		e := &g.dir[i]
 		end := len(buf)
 		if e.codec == codecZstd {
 			end += e.rawLen
 		}
-		raw, err := g.codec.column(e.diskAt(g.body, g.bodyOff), e, buf[len(buf):len(buf):end])
+		raw, err := g.codec.column(e.diskAt(g.body, g.bodyOff), e, buf[len(buf):len(buf):end+decodeSlack])
 		if err != nil {
 			return buf, err
 		}

@@ -190,3 +190,34 @@ func BenchmarkRowGroupRows(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRowGroupInflatedRows is the store's cold trace read: decode a
+// 4,096-span group, inflate it (every column decompressed, as the row-group
+// cache keeps it) and read one trace's rows from the inflated copy.
+func BenchmarkRowGroupInflatedRows(b *testing.B) {
+	c := newCodec(b)
+	for _, w := range workloads() {
+		spans := spangen.Spans(w.gen(1), 4096)
+		spangen.Sort(spans)
+		enc := encodeGroup(b, c, spans)
+		id := spans[len(spans)/2].TraceID
+		b.Run(w.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				g, err := c.DecodeRowGroup(enc)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ig, err := g.Inflated()
+				if err != nil {
+					b.Fatal(err)
+				}
+				r := ig.Clone()
+				lo, hi := r.TraceRange(id)
+				if _, err := r.Rows(lo, hi); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
