@@ -54,6 +54,27 @@ func decodeGroup(c *encoding.Codec, b []byte) ([]*encoding.Span, *encoding.RowGr
 		}
 		out[i] = s
 	}
+	// TraceIDFrom agrees with the spans for rows in ascending order, in
+	// descending order, and with every hint.
+	run := 0
+	for i := range out {
+		if id := g.TraceIDFrom(i, &run); id != out[i].TraceID {
+			return nil, nil, fmt.Errorf("span %d: trace ID %s, TraceIDFrom (ascending) says %s", i, out[i].TraceID, id)
+		}
+	}
+	for i := len(out) - 1; i >= 0; i-- {
+		if id := g.TraceIDFrom(i, &run); id != out[i].TraceID {
+			return nil, nil, fmt.Errorf("span %d: trace ID %s, TraceIDFrom (descending) says %s", i, out[i].TraceID, id)
+		}
+	}
+	for i := range out {
+		for _, hint := range []int{-1, 0, i / 3, i, len(out) + 5} {
+			run := hint
+			if id := g.TraceIDFrom(i, &run); id != out[i].TraceID {
+				return nil, nil, fmt.Errorf("span %d: trace ID %s, TraceIDFrom from run %d says %s", i, out[i].TraceID, hint, id)
+			}
+		}
+	}
 	return out, g, nil
 }
 
