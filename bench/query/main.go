@@ -17,6 +17,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,6 +45,8 @@ func run() (err error) {
 		out          = flag.String("out", "", "append the results as a markdown section to this file")
 		compact      = flag.Bool("compact", true, "compact the store before querying, and report the compaction")
 		headSpans    = flag.Int("head-spans", 0, "db.Options.MaxHeadSpans of a new store: smaller heads make more, smaller blocks for compaction to merge (default the store's, 262,144)")
+		groupSpans   = flag.Int("row-group-spans", 0, "db.Options.RowGroupSpans of a new store and of the compaction (default the store's, "+strconv.Itoa(db.DefaultRowGroupSpans)+")")
+		cpuprofile   = flag.String("cpuprofile", "", "write a CPU profile of the queries (not of the build or the compaction) to this file")
 		drop         = flag.Bool("drop", false, "after the queries, drop every partition as a TTL would and report the time and the disk freed (destroys the store's data)")
 	)
 	flag.Parse()
@@ -65,12 +69,12 @@ func run() (err error) {
 				err = errors.Join(err, os.RemoveAll(storeDir))
 			}
 		}()
-		if err := build(ctx, storeDir, *workloadFlag, *spans, *seed, *headSpans); err != nil {
+		if err := build(ctx, storeDir, *workloadFlag, *spans, *seed, *headSpans, *groupSpans); err != nil {
 			return err
 		}
 	}
 	// Background compaction is off: it would run during the queries.
-	d, err := db.Open(storeDir, db.Options{Sync: db.SyncNone, CompactionInterval: -1})
+	d, err := db.Open(storeDir, db.Options{Sync: db.SyncNone, RowGroupSpans: *groupSpans, CompactionInterval: -1})
 	if err != nil {
 		return err
 	}
@@ -84,7 +88,9 @@ func run() (err error) {
 	total, blocks := storeSize(ctx, d)
 	fmt.Printf("querying %d spans in %d blocks in %s, %d runs per query\n\n", total, blocks, storeDir, *iterations)
 	start := time.Now()
-	stats, err := bench.RunQueries(ctx, d, bench.QueryConfig{Iterations: *iterations, Seed: *seed})
+	stats, err := profiled(*cpuprofile, func() ([]bench.QueryStat, error) {
+		return bench.RunQueries(ctx, d, bench.QueryConfig{Iterations: *iterations, Seed: *seed})
+	})
 	if err != nil {
 		return err
 	}
@@ -114,6 +120,25 @@ func run() (err error) {
 	return errors.Join(err, f.Close())
 }
 
+// profiled runs fn, under a CPU profile written to path when path is set.
+func profiled[T any](path string, fn func() (T, error)) (_ T, err error) {
+	if path == "" {
+		return fn()
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer func() { err = errors.Join(err, f.Close()) }()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		var zero T
+		return zero, err
+	}
+	defer pprof.StopCPUProfile()
+	return fn()
+}
+
 // holdsStore reports whether dir holds a tracedb store.
 func holdsStore(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, "badger"))
@@ -121,7 +146,7 @@ func holdsStore(dir string) bool {
 }
 
 // build generates the workload into a batch file and ingests it into dir.
-func build(ctx context.Context, dir, workloadName string, spans int, seed uint64, headSpans int) (err error) {
+func build(ctx context.Context, dir, workloadName string, spans int, seed uint64, headSpans, groupSpans int) (err error) {
 	var w bench.Workload
 	switch workloadName {
 	case bench.WorkloadClickHouse.String():
@@ -145,7 +170,7 @@ func build(ctx context.Context, dir, workloadName string, spans int, seed uint64
 		return errors.Join(err, f.Close())
 	}
 	fmt.Printf("ingesting into %s\n", dir)
-	res, err := bench.Run(ctx, bench.RunConfig{BatchFile: f.Name(), Dir: dir, Options: db.Options{Sync: db.SyncNone, MaxHeadSpans: headSpans, CompactionInterval: -1},
+	res, err := bench.Run(ctx, bench.RunConfig{BatchFile: f.Name(), Dir: dir, Options: db.Options{Sync: db.SyncNone, MaxHeadSpans: headSpans, RowGroupSpans: groupSpans, CompactionInterval: -1},
 		Ingest: bench.IngestConfig{Concurrency: 2}, Workload: w, Seed: seed, Batch: 1000})
 	if err != nil {
 		return err
