@@ -95,7 +95,13 @@ type Options struct {
 	// MaxHeadAge flushes a non-empty head this long after its first span.
 	// Default 5 minutes.
 	MaxHeadAge time.Duration
-	// RowGroupSpans is the number of spans per row group of a block. Default 4,096.
+	// RowGroupSpans is the number of spans per row group of a block. Default
+	// 1,024. A row group is the unit a trace read decompresses, so smaller
+	// groups read a trace faster, and larger ones compress a little better:
+	// over 10M ClickHouse-shape spans (bench/query), 1,024 / 2,048 / 4,096
+	// read a trace by ID in p50 0.09 / 0.17 / 0.64 ms (p99 0.15 / 0.70 /
+	// 1.25 ms) and store 48.5 / 47.8 / 47.5 B/span; the microservice mix
+	// compresses 13% worse at 1,024 than at 4,096 (encoding/rowgroup.md).
 	RowGroupSpans int
 	// MaxIndexedValueLen is the longest attribute value (in its string form)
 	// that gets a postings entry; longer values are still stored and are
@@ -154,7 +160,7 @@ const (
 	DefaultMaxHeadSpans          = 1 << 18
 	DefaultMaxHeadBytes          = 160 << 20
 	DefaultMaxHeadAge            = 5 * time.Minute
-	DefaultRowGroupSpans         = 4096
+	DefaultRowGroupSpans         = 1024
 	DefaultMaxIndexedValueLen    = 256
 	DefaultTraceChunkSpans       = 10_000
 	DefaultMaxAttributeValue     = 64 << 10

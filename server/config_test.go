@@ -48,12 +48,13 @@ shutdown_timeout: 3s
 			}
 		}},
 		{name: "negative ttl", yaml: "retention: {ttl: -1h}\n", wantErr: "negative"},
-		{name: "storage", yaml: "storage: {max_head_spans: 65536, row_group_cache_bytes: -1}\n", check: func(t *testing.T, c Config) {
-			if c.Storage.MaxHeadSpans != 65536 || c.Storage.RowGroupCacheBytes != -1 {
+		{name: "storage", yaml: "storage: {max_head_spans: 65536, row_group_cache_bytes: -1, row_group_spans: 2048}\n", check: func(t *testing.T, c Config) {
+			if c.Storage.MaxHeadSpans != 65536 || c.Storage.RowGroupCacheBytes != -1 || c.Storage.RowGroupSpans != 2048 {
 				t.Errorf("got %+v", c.Storage)
 			}
 		}},
 		{name: "negative head", yaml: "storage: {max_head_spans: -5}\n", wantErr: "storage.max_head_spans"},
+		{name: "negative row group", yaml: "storage: {row_group_spans: -5}\n", wantErr: "storage.row_group_spans"},
 		{name: "keep", yaml: "retention: {ttl: 24h, keep: {errors: true, slower_than: 2s, filter: 'span.name = \"checkout\"', ttl: 720h}}\n", check: func(t *testing.T, c Config) {
 			p, err := c.Retention.Policy()
 			if err != nil {

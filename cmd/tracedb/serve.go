@@ -115,6 +115,7 @@ func bindServeFlags(fs *pflag.FlagSet, cfg *server.Config) {
 	fs.DurationVar(&cfg.Retention.Keep.TTL, "retention.keep.ttl", cfg.Retention.Keep.TTL, "how long kept traces live (0: forever)")
 	fs.IntVar(&cfg.Storage.MaxHeadSpans, "storage.max-head-spans", cfg.Storage.MaxHeadSpans, "spans a tenant's in-memory head holds before it is flushed into a block (0: 262,144)")
 	fs.Int64Var(&cfg.Storage.RowGroupCacheBytes, "storage.row-group-cache-bytes", cfg.Storage.RowGroupCacheBytes, "memory for decompressed row groups that trace reads keep (0: 64 MiB; negative: no cache)")
+	fs.IntVar(&cfg.Storage.RowGroupSpans, "storage.row-group-spans", cfg.Storage.RowGroupSpans, "spans per row group of new blocks: smaller groups read traces faster, larger ones compress a little better (0: 1,024)")
 	fs.BoolVar(&cfg.Admin.Pprof, "admin.pprof", cfg.Admin.Pprof, "serve /debug/pprof/ on the admin listener")
 	fs.StringVar(&cfg.Listen.SamplingHTTP, listenFlags[server.ListenerSamplingHTTP], cfg.Listen.SamplingHTTP, `HTTP address of Jaeger remote sampling (/api/sampling, /sampling), or "off"`)
 	fs.StringVar(&cfg.Listen.SamplingGRPC, listenFlags[server.ListenerSamplingGRPC], cfg.Listen.SamplingGRPC, `gRPC address of Jaeger remote sampling, or "off"`)
@@ -182,7 +183,8 @@ func runServe(ctx context.Context, out io.Writer, cfg server.Config, log *slog.L
 	}
 	store, err := db.Open(cfg.DataDir, db.Options{Logger: log, Registerer: reg,
 		Retention: policy, RetentionInterval: cfg.Retention.Interval,
-		MaxHeadSpans: cfg.Storage.MaxHeadSpans, RowGroupCacheBytes: cfg.Storage.RowGroupCacheBytes})
+		MaxHeadSpans: cfg.Storage.MaxHeadSpans, RowGroupCacheBytes: cfg.Storage.RowGroupCacheBytes,
+		RowGroupSpans: cfg.Storage.RowGroupSpans})
 	if err != nil {
 		return err
 	}
