@@ -70,6 +70,10 @@ func (c Contender) String() string {
 	return fmt.Sprintf("Contender(%d)", int(c))
 }
 
+// isTracedb reports whether c stores in tracedb (every contender but
+// Jaeger+Badger): its searches must be exact and its dependencies complete.
+func (c Contender) isTracedb() bool { return c != ContenderJaegerBadger }
+
 // Letter returns the contender's letter in the list: a, b, c, d.
 func (c Contender) Letter() string { return string(rune('a' + int(c))) }
 
@@ -728,7 +732,7 @@ func RunCompare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) 
 		case ContenderLibrary:
 			err = runCompareLibrary(ctx, cfg, dir, plan, r, logf)
 		case ContenderServe:
-			err = runCompareServe(ctx, cfg, dir, r, logf)
+			err = runCompareServe(ctx, cfg, dir, plan, r, logf)
 		case ContenderJaegerBadger, ContenderJaegerTracedb:
 			err = runCompareJaeger(ctx, cfg, dir, c, plan, r, logf)
 		}
@@ -860,7 +864,7 @@ func sendTracked(ctx context.Context, cfg CompareConfig, addr string, r *Contend
 	return st, nil
 }
 
-func runCompareServe(ctx context.Context, cfg CompareConfig, dir string, r *ContenderResult, logf func(string, ...any)) error {
+func runCompareServe(ctx context.Context, cfg CompareConfig, dir string, plan *queryPlan, r *ContenderResult, logf func(string, ...any)) error {
 	store := filepath.Join(dir, "store")
 	s, err := startTracedbServe(ctx, cfg.TracedbBin, store)
 	if err != nil {
@@ -879,7 +883,17 @@ func runCompareServe(ctx context.Context, cfg CompareConfig, dir string, r *Cont
 		return fmt.Errorf("tracedb serve counted %d spans accepted, the workload has %d", accepted, r.Spans)
 	}
 	r.Wall = st.End.Sub(st.Start)
-	r.RSSPeak, r.RSSNote = s.Peak(), "the child's VmHWM"
+	r.RSSPeak, r.RSSNote = s.Peak(), "the child's VmHWM while ingesting"
+	// The queries through serve's own gRPC API, after the peak was taken.
+	conn, err := grpc.NewClient(s.storage, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		return err
+	}
+	r.Queries = runQueries(ctx, newGRPCBackend(conn), plan, logf)
+	if err := conn.Close(); err != nil {
+		return err
+	}
 	t0 := time.Now()
 	if err := s.Stop(true); err != nil {
 		return err
@@ -1141,7 +1155,7 @@ func (res *CompareResult) rows() []compareRow {
 				}
 				return f("%d of %d", s.Inexact, s.Checked)
 			})
-			if r := res.ok(c); r != nil && (c == ContenderLibrary || c == ContenderJaegerTracedb) && r.Queries[k] != nil && r.Queries[k].Inexact > 0 {
+			if r := res.ok(c); r != nil && c.isTracedb() && r.Queries[k] != nil && r.Queries[k].Inexact > 0 {
 				exactAll = false
 			}
 		}
@@ -1160,7 +1174,7 @@ func (res *CompareResult) rows() []compareRow {
 			if s == nil || len(s.Samples) == 0 || s.Err != nil {
 				return "–"
 			}
-			if (c == ContenderLibrary || c == ContenderJaegerTracedb) && s.Calls != res.Facts.CallTotal {
+			if c.isTracedb() && s.Calls != res.Facts.CallTotal {
 				complete = false
 			}
 			return f("%d (%.1f%%)", s.Calls, 100*float64(s.Calls)/float64(max(res.Facts.CallTotal, 1)))
@@ -1171,11 +1185,12 @@ func (res *CompareResult) rows() []compareRow {
 	return rows
 }
 
-// engineRatios returns, per query row, the ratio of the engine in process
-// (a) to Jaeger+Badger (c): what tracedb costs without Jaeger's HTTP and
-// JSON in front of it.
-func (res *CompareResult) engineRatios() []string {
-	a, c := res.ok(ContenderLibrary), res.ok(ContenderJaegerBadger)
+// queryRatios returns, per query row, the ratio of contender t's figures
+// to Jaeger+Badger's (c): for the engine in process (a) and tracedb
+// serve's own gRPC API (b), what tracedb costs without Jaeger's query
+// service (HTTP, adjusters, JSON) in front of it.
+func (res *CompareResult) queryRatios(t Contender) []string {
+	a, c := res.ok(t), res.ok(ContenderJaegerBadger)
 	var out []string
 	if a == nil || c == nil {
 		return nil
@@ -1226,8 +1241,11 @@ func (res *CompareResult) notes() []string {
 			n = append(n, line)
 		}
 	}
-	if er := res.engineRatios(); len(er) > 0 {
+	if er := res.queryRatios(ContenderLibrary); len(er) > 0 {
 		n = append(n, "query engine in process (a) / Jaeger+Badger (c): "+strings.Join(er, "; "))
+	}
+	if er := res.queryRatios(ContenderServe); len(er) > 0 {
+		n = append(n, "tracedb serve's gRPC storage API (b) / Jaeger+Badger (c): "+strings.Join(er, "; "))
 	}
 	return n
 }
