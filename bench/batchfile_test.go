@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"io"
@@ -276,5 +277,28 @@ func BenchmarkBatchReader(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	}
+}
+
+// A generation into a ContextWriter stops with the context's error once
+// the context is done, and writes nothing more.
+func TestGenerateStopsWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	gen, err := NewGenerator(WorkloadClickHouse, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	cancel()
+	if _, err := Generate(ContextWriter(ctx, &buf), gen, 10_000, 100); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Generate after cancel: %v, want context.Canceled", err)
+	}
+	if buf.Len() != 0 {
+		t.Errorf("%d bytes written after the context ended", buf.Len())
+	}
+	// A live context changes nothing.
+	buf.Reset()
+	if _, err := Generate(ContextWriter(t.Context(), &buf), gen, 1_000, 100); err != nil || buf.Len() == 0 {
+		t.Fatalf("Generate: %v, %d bytes", err, buf.Len())
 	}
 }

@@ -6,6 +6,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -46,6 +47,22 @@ func NewGenerator(w Workload, seed uint64) (spangen.Generator, error) {
 		return spangen.NewMix(r), nil
 	}
 	return nil, fmt.Errorf("unknown workload %s", w)
+}
+
+// ContextWriter returns a writer to w that fails with ctx's error once ctx
+// is done, so that a long generation into it stops on ^C.
+func ContextWriter(ctx context.Context, w io.Writer) io.Writer { return ctxWriter{ctx, w} }
+
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 // Generate writes the first spans spans of g's traces to w as a batch

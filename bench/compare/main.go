@@ -157,7 +157,7 @@ func run() (err error) {
 		return err
 	}
 	start := time.Now()
-	facts, err := bench.GenerateCompare(f, workload, *seed, *spans, *batch)
+	facts, err := bench.GenerateCompare(bench.ContextWriter(ctx, f), workload, *seed, *spans, *batch)
 	if err = errors.Join(err, f.Close()); err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}

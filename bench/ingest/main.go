@@ -96,7 +96,7 @@ func run() (err error) {
 		return err
 	}
 	start := time.Now()
-	_, err = bench.Generate(batchFile, gen, *spans, *batch)
+	_, err = bench.Generate(bench.ContextWriter(ctx, batchFile), gen, *spans, *batch)
 	if err = errors.Join(err, batchFile.Close()); err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}

@@ -125,7 +125,7 @@ func run() (err error) {
 		return err
 	}
 	start := time.Now()
-	_, err = bench.Generate(f, gen, *spans, *batch)
+	_, err = bench.Generate(bench.ContextWriter(ctx, f), gen, *spans, *batch)
 	if err = errors.Join(err, f.Close()); err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}

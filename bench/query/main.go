@@ -166,7 +166,7 @@ func build(ctx context.Context, dir, workloadName string, spans int, seed uint64
 		return err
 	}
 	fmt.Printf("generating %d %s spans\n", spans, w)
-	if _, err := bench.Generate(f, gen, spans, 1000); errors.Join(err, f.Close()) != nil {
+	if _, err := bench.Generate(bench.ContextWriter(ctx, f), gen, spans, 1000); errors.Join(err, f.Close()) != nil {
 		return errors.Join(err, f.Close())
 	}
 	fmt.Printf("ingesting into %s\n", dir)
