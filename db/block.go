@@ -310,6 +310,31 @@ func (b *diskBlock) SpanTimes(ctx context.Context, ords index.Postings, fn func(
 	})
 }
 
+// spanOwners calls fn with the trace ID, span ID and resource of every
+// span of the block, in order, until fn returns false; the spans are not
+// built.
+func (b *diskBlock) spanOwners(fn func(encoding.TraceID, encoding.SpanID, *encoding.Resource) bool) error {
+	txn := b.bdb.NewTransaction(false)
+	defer txn.Discard()
+	for gi := range b.meta.RowGroups {
+		g, err := b.rowGroupIn(txn, gi, false)
+		if err != nil {
+			return err
+		}
+		run := 0
+		for i := range g.Len() {
+			id, r, err := g.SpanOwner(i)
+			if err != nil {
+				return fmt.Errorf("block %s row group %d: %w", b.meta.ID, gi, err)
+			}
+			if !fn(g.TraceIDFrom(i, &run), id, r) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
 // Spans calls fn with the span of each ordinal of ords, in order.
 func (b *diskBlock) Spans(ctx context.Context, ords index.Postings, fn func(ord uint32, s *encoding.Span) error) error {
 	return b.eachRow(ctx, ords, nil, func(ord uint32, g *encoding.RowGroup, i int) error {

@@ -2,7 +2,6 @@ package db
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"github.com/zeebo/xxh3"
 
 	"github.com/tracedb/tracedb/encoding"
-	"github.com/tracedb/tracedb/index"
 )
 
 // Dependency tracking. The service graph is counted as spans arrive: each
@@ -197,8 +195,9 @@ func (d *depTracker) rotate() *encoding.DependencyState {
 }
 
 // restore loads a stored state and the spans of the previous generation
-// into an empty tracker, at open.
-func (d *depTracker) restore(st *encoding.DependencyState, prev []*encoding.Span) {
+// (each span's trace and span ID key, and its service) into an empty
+// tracker, at open.
+func (d *depTracker) restore(st *encoding.DependencyState, prev func(yield func(key uint64, service string) bool) error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, w := range st.Waiting {
@@ -209,12 +208,12 @@ func (d *depTracker) restore(st *encoding.DependencyState, prev []*encoding.Span
 		d.waiting[k] = append(d.waiting[k], waitingChild{w.TraceID, w.Parent, d.names[d.intern(w.Service)], w.Minute, w.Age})
 		d.nWaiting++
 	}
-	for _, s := range prev {
-		k := spanKey(s.TraceID, s.SpanID)
+	return prev(func(k uint64, service string) bool {
 		if _, ok := d.prev[k]; !ok {
-			d.prev[k] = d.intern(s.ServiceName())
+			d.prev[k] = d.intern(service)
 		}
-	}
+		return true
+	})
 }
 
 // waitingCount returns the number of children waiting for a parent.
@@ -302,25 +301,30 @@ func (db *DB) restoreDeps() error {
 	for name, t := range db.mu.tenants {
 		blocks := slices.Clone(t.mu.blocks)
 		slices.SortFunc(blocks, func(a, b *diskBlock) int { return cmp.Compare(b.meta.ID, a.meta.ID) })
-		var prev []*encoding.Span
-		for _, b := range blocks {
-			if len(prev) >= db.opts.MaxHeadSpans {
-				break
+		// Only each span's IDs and resource are read, not whole spans.
+		prev := func(yield func(uint64, string) bool) error {
+			n := 0
+			for _, b := range blocks {
+				if n >= db.opts.MaxHeadSpans {
+					break
+				}
+				err := b.spanOwners(func(t encoding.TraceID, s encoding.SpanID, r *encoding.Resource) bool {
+					n++
+					return yield(spanKey(t, s), r.ServiceName())
+				})
+				if err != nil {
+					return err
+				}
 			}
-			all := index.NewRangePostings(0, uint32(b.meta.Spans))
-			err := b.Spans(context.Background(), all, func(_ uint32, s *encoding.Span) error {
-				prev = append(prev, s)
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("restore dependency tracking of tenant %q: %w", name, err)
-			}
+			return nil
 		}
 		st := states[name]
 		if st == nil {
 			st = &encoding.DependencyState{}
 		}
-		t.deps.restore(st, prev)
+		if err := t.deps.restore(st, prev); err != nil {
+			return fmt.Errorf("restore dependency tracking of tenant %q: %w", name, err)
+		}
 	}
 	return nil
 }

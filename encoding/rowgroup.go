@@ -384,6 +384,22 @@ func (g *RowGroup) Span(i int) (*Span, error) {
 	return g.cols.span(g.traceIDs[g.runOf(i)], i), nil
 }
 
+// SpanOwner returns row i's span ID and resource (shared by the rows that
+// have the same one; nil never): what identifies a span and its service,
+// without building the span. The group is decoded as for Span.
+func (g *RowGroup) SpanOwner(i int) (SpanID, *Resource, error) {
+	if i < 0 || i >= g.n {
+		panic(fmt.Sprintf("encoding: row group row %d out of range [0,%d)", i, g.n))
+	}
+	if !g.decoded {
+		g.decodeColumns()
+	}
+	if g.err != nil {
+		return SpanID{}, nil, g.err
+	}
+	return g.cols.spanIDs[i], g.cols.resources[g.cols.res[i]], nil
+}
+
 // DecodeRowGroup checks the magic, the version, the header's and every
 // column's CRC32C, decodes the trace-ID columns and returns the row group.
 // Its errors wrap ErrCorrupt when b is not a valid row group. The returned

@@ -52,6 +52,9 @@ func decodeGroup(c *encoding.Codec, b []byte) ([]*encoding.Span, *encoding.RowGr
 		if s.TraceID != g.TraceID(i) {
 			return nil, nil, fmt.Errorf("span %d: trace ID %s, TraceID(i) says %s", i, s.TraceID, g.TraceID(i))
 		}
+		if id, r, err := g.SpanOwner(i); err != nil || id != s.SpanID || r != s.Resource || r.ServiceName() != s.ServiceName() {
+			return nil, nil, fmt.Errorf("span %d: SpanOwner says %s %p (%v), the span has %s %p", i, id, r, err, s.SpanID, s.Resource)
+		}
 		out[i] = s
 	}
 	// TraceIDFrom agrees with the spans for rows in ascending order, in

@@ -143,12 +143,16 @@ func (s *Span) Duration() uint64 {
 
 // ServiceName returns the resource's "service.name" string attribute, or ""
 // when there is none.
-func (s *Span) ServiceName() string {
-	if s.Resource == nil {
+func (s *Span) ServiceName() string { return s.Resource.ServiceName() }
+
+// ServiceName returns the resource's service.name string attribute, or ""
+// (also for a nil resource).
+func (r *Resource) ServiceName() string {
+	if r == nil {
 		return ""
 	}
-	for i := range s.Resource.Attrs {
-		kv := &s.Resource.Attrs[i]
+	for i := range r.Attrs {
+		kv := &r.Attrs[i]
 		if kv.Key == ServiceNameKey && kv.Value.Type == ValueStr {
 			return kv.Value.Str
 		}
