@@ -145,6 +145,14 @@ func RunQueries(ctx context.Context, d *db.DB, cfg QueryConfig) ([]QueryStat, er
 			h, err := e.LatencyHistogram(ctx, query.HistogramQuery{SpanConditions: query.SpanConditions{Service: pick().service, StartTime: lastDay}})
 			return int(h.Total), err
 		}},
+		{"rate 1 h by minute, one service (p50)", 0, "requests and errors per minute, every span's start read", func() (int, error) {
+			pts, err := e.Rate(ctx, query.RateQuery{SpanConditions: query.SpanConditions{Service: pick().service, StartTime: lastHour}, Step: time.Minute})
+			n := 0
+			for _, p := range pts {
+				n += int(p.Requests)
+			}
+			return n, err
+		}},
 		{"dependencies 1 h (p50)", 20 * time.Millisecond, "every call counted", func() (int, error) {
 			links, err := e.GetDependencies(ctx, lastHour)
 			n := 0
