@@ -18,21 +18,7 @@ func TestRun(t *testing.T) {
 		t.Run(w.String(), func(t *testing.T) {
 			const spans, batch = 3_000, 250
 			tmp := t.TempDir()
-			g, err := NewGenerator(w, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			batchFile := filepath.Join(tmp, "in.batches")
-			f, err := os.Create(batchFile)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := Generate(f, g, spans, batch); err != nil {
-				t.Fatal(err)
-			}
-			if err := f.Close(); err != nil {
-				t.Fatal(err)
-			}
+			batchFile := writeBatchFile(t, w, spans, batch)
 			res, err := Run(context.Background(), RunConfig{
 				BatchFile: batchFile,
 				Dir:       filepath.Join(tmp, "store"),

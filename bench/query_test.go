@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,23 +14,8 @@ import (
 // holds: the harness cannot rot between full runs.
 func TestRunQueries(t *testing.T) {
 	const spans, batch = 6_000, 500
-	tmp := t.TempDir()
-	g, err := NewGenerator(WorkloadClickHouse, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	batchFile := filepath.Join(tmp, "in.batches")
-	f, err := os.Create(batchFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Generate(f, g, spans, batch); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(tmp, "store")
+	batchFile := writeBatchFile(t, WorkloadClickHouse, spans, batch)
+	dir := filepath.Join(t.TempDir(), "store")
 	if _, err := Run(context.Background(), RunConfig{BatchFile: batchFile, Dir: dir,
 		Options: db.Options{Sync: db.SyncNone, MaxHeadSpans: 4000, RowGroupSpans: 256},
 		Ingest:  IngestConfig{Concurrency: 2}, Workload: WorkloadClickHouse, Seed: 1, Batch: batch}); err != nil {
