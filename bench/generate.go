@@ -37,6 +37,17 @@ func (w Workload) String() string {
 	return fmt.Sprintf("Workload(%d)", int(w))
 }
 
+// ParseWorkload returns the workload named s (its String), for the
+// harnesses' -workload flags.
+func ParseWorkload(s string) (Workload, error) {
+	for _, w := range []Workload{WorkloadClickHouse, WorkloadMix} {
+		if s == w.String() {
+			return w, nil
+		}
+	}
+	return 0, fmt.Errorf("-workload %q: want clickhouse or mix", s)
+}
+
 // NewGenerator returns w's generator. The same seed gives the same spans.
 func NewGenerator(w Workload, seed uint64) (spangen.Generator, error) {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))

@@ -139,6 +139,27 @@ type IngestStats struct {
 	Flush    time.Duration // of it, the final Flush
 }
 
+// feedBatches sends every batch of br to raw, in order, and closes raw at
+// the end, on a read error (which it passes to cancel) or once ctx is done.
+func feedBatches(ctx context.Context, br *BatchReader, raw chan<- []byte, cancel context.CancelCauseFunc) {
+	defer close(raw)
+	for {
+		b, err := br.Next()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			cancel(err)
+			return
+		}
+		select {
+		case raw <- b:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // Ingest reads every batch of br and writes it into store from
 // cfg.Concurrency goroutines, each unmarshalling its batch (a server pays
 // that too) and calling Write; then it calls Flush. The first error stops
@@ -164,24 +185,7 @@ func Ingest(ctx context.Context, store *db.DB, br *BatchReader, cfg IngestConfig
 	raw := make(chan []byte, cfg.ReadAhead)
 
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer close(raw)
-		for {
-			b, err := br.Next()
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			if err != nil {
-				cancel(err)
-				return
-			}
-			select {
-			case raw <- b:
-			case <-ctx.Done():
-				return
-			}
-		}
-	})
+	wg.Go(func() { feedBatches(ctx, br, raw, cancel) })
 	for range cfg.Concurrency {
 		wg.Go(func() {
 			var u ptrace.ProtoUnmarshaler

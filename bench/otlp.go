@@ -216,24 +216,7 @@ func SendOTLP(ctx context.Context, conns []*grpc.ClientConn, br *BatchReader, cf
 	}
 
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer close(raw)
-		for {
-			b, err := br.Next()
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			if err != nil {
-				cancel(err)
-				return
-			}
-			select {
-			case raw <- b:
-			case <-ctx.Done():
-				return
-			}
-		}
-	})
+	wg.Go(func() { feedBatches(ctx, br, raw, cancel) })
 	for i := range cfg.Concurrency {
 		cc := conns[i%len(conns)]
 		pc := ptraceotlp.NewGRPCClient(cc)

@@ -78,14 +78,9 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
-	var workload bench.Workload
-	switch *workloadFlag {
-	case "clickhouse":
-		workload = bench.WorkloadClickHouse
-	case "mix":
-		workload = bench.WorkloadMix
-	default:
-		return fmt.Errorf("-workload %q: want clickhouse or mix", *workloadFlag)
+	workload, err := bench.ParseWorkload(*workloadFlag)
+	if err != nil {
+		return err
 	}
 	if *spans == 0 {
 		*spans = defaultSpans[workload]

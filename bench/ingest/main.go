@@ -48,7 +48,7 @@ func run() (err error) {
 		headSpans    = flag.Int("head-spans", 0, "db.Options.MaxHeadSpans: spans in the head that trigger a flush (default the store's, 262,144)")
 	)
 	flag.Parse()
-	workload, err := parseWorkload(*workloadFlag)
+	workload, err := bench.ParseWorkload(*workloadFlag)
 	if err != nil {
 		return err
 	}
@@ -133,15 +133,6 @@ func run() (err error) {
 		return res.AppendMarkdown(*out)
 	}
 	return nil
-}
-
-func parseWorkload(s string) (bench.Workload, error) {
-	for _, w := range []bench.Workload{bench.WorkloadClickHouse, bench.WorkloadMix} {
-		if s == w.String() {
-			return w, nil
-		}
-	}
-	return 0, fmt.Errorf("-workload %q: want clickhouse or mix", s)
 }
 
 func parseSync(s string) (db.SyncMode, error) {

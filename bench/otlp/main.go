@@ -60,7 +60,7 @@ func run() (err error) {
 		verbose      = flag.Bool("v", false, "show the child server's logs")
 	)
 	flag.Parse()
-	workload, err := parseWorkload(*workloadFlag)
+	workload, err := bench.ParseWorkload(*workloadFlag)
 	if err != nil {
 		return err
 	}
@@ -166,15 +166,6 @@ func run() (err error) {
 		return res.AppendMarkdown(*out)
 	}
 	return nil
-}
-
-func parseWorkload(s string) (bench.Workload, error) {
-	for _, w := range []bench.Workload{bench.WorkloadClickHouse, bench.WorkloadMix} {
-		if s == w.String() {
-			return w, nil
-		}
-	}
-	return 0, fmt.Errorf("-workload %q: want clickhouse or mix", s)
 }
 
 func parseMode(s string) (bench.ServerMode, error) {

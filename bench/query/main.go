@@ -147,14 +147,9 @@ func holdsStore(dir string) bool {
 
 // build generates the workload into a batch file and ingests it into dir.
 func build(ctx context.Context, dir, workloadName string, spans int, seed uint64, headSpans, groupSpans int) (err error) {
-	var w bench.Workload
-	switch workloadName {
-	case bench.WorkloadClickHouse.String():
-		w = bench.WorkloadClickHouse
-	case bench.WorkloadMix.String():
-		w = bench.WorkloadMix
-	default:
-		return fmt.Errorf("-workload %q: want clickhouse or mix", workloadName)
+	w, err := bench.ParseWorkload(workloadName)
+	if err != nil {
+		return err
 	}
 	f, err := os.CreateTemp("", "tracedb-query-bench-*.batches")
 	if err != nil {
