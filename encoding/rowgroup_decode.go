@@ -618,19 +618,10 @@ func (x *rgDecoder) decodeEvents() error {
 	n := x.nEv
 	dc.evTimes = make([]uint64, n)
 	getPacked(&d[colTimeWidths], &d[colEventTimes], dc.evTimes)
-	for i := range x.g.n {
-		for e := dc.evStart[i]; e < dc.evStart[i+1]; e++ {
-			dc.evTimes[e] = dc.starts[i] + uint64(unzigzag(dc.evTimes[e])*int64(x.g.unit))
-		}
-	}
+	dc.eventTimesFromOffsets(x.g.n, x.g.unit)
 	dc.evNames = make([]uint32, n)
 	x.refs(&x.fields[tabEventName], &d[colEventNames], dc.evNames)
-	pairs := make([]uint32, 2*n)
-	uvarints32(&d[colEvents], pairs, math.MaxUint32)
-	dc.evDropped, dc.evAttrs = make([]uint32, n), make([]uint32, n)
-	for e := range n {
-		dc.evDropped[e], dc.evAttrs[e] = pairs[2*e], pairs[2*e+1]
-	}
+	dc.readEventCounts(&d[colEvents], n)
 	return x.firstErr()
 }
 
@@ -640,30 +631,63 @@ func (x *rgDecoder) decodeLinks() error {
 	n := x.nLink
 	quads := make([]uint32, 4*n)
 	uvarints32(&d[colLinks], quads, math.MaxUint32)
-	dc.linkTraces = make([]TraceID, n)
-	dc.linkSpans = make([]SpanID, n)
-	dc.linkFlags, dc.linkDropped, dc.linkAttrs = make([]uint32, n), make([]uint32, n), make([]uint32, n)
-	ids := &d[colLinkIDs]
+	dc.makeLinks(n)
 	for k := range g.traceIDs {
 		for i := g.runStart[k]; i < g.runStart[k+1]; i++ {
-			for l := dc.linkStart[i]; l < dc.linkStart[i+1]; l++ {
-				q := quads[4*l:]
-				switch q[0] {
-				case linkSameTrace:
-					dc.linkTraces[l] = g.traceIDs[k]
-				case linkLiteral:
-					copy(dc.linkTraces[l][:], ids.Bytes(len(TraceID{})))
-				default:
-					d[colLinks].Fail("bad link trace reference")
-				}
-				copy(dc.linkSpans[l][:], ids.Bytes(len(SpanID{})))
-				dc.linkFlags[l], dc.linkDropped[l], dc.linkAttrs[l] = q[1], q[2], q[3]
-			}
+			dc.readLinks(int(i), g.traceIDs[k], quads, &d[colLinkIDs], &d[colLinks])
 		}
 	}
 	dc.linkStates = make([]uint32, n)
 	x.refs(&x.fields[tabLinkState], &d[colLinkStates], dc.linkStates)
 	return x.firstErr()
+}
+
+// eventTimesFromOffsets turns the event times of rows [0, rows), as read
+// from their column (zig-zag offsets from the span's start, in units),
+// into times.
+func (dc *decodedColumns) eventTimesFromOffsets(rows int, unit uint64) {
+	for i := range rows {
+		for e := dc.evStart[i]; e < dc.evStart[i+1]; e++ {
+			dc.evTimes[e] = dc.starts[i] + uint64(unzigzag(dc.evTimes[e])*int64(unit))
+		}
+	}
+}
+
+// readEventCounts reads n events' dropped-attribute and attribute counts
+// from the events column.
+func (dc *decodedColumns) readEventCounts(events *Decbuf, n int) {
+	pairs := make([]uint32, 2*n)
+	uvarints32(events, pairs, math.MaxUint32)
+	dc.evDropped, dc.evAttrs = make([]uint32, n), make([]uint32, n)
+	for e := range n {
+		dc.evDropped[e], dc.evAttrs[e] = pairs[2*e], pairs[2*e+1]
+	}
+}
+
+// makeLinks allocates the per-link arrays for n links.
+func (dc *decodedColumns) makeLinks(n int) {
+	dc.linkTraces = make([]TraceID, n)
+	dc.linkSpans = make([]SpanID, n)
+	dc.linkFlags, dc.linkDropped, dc.linkAttrs = make([]uint32, n), make([]uint32, n), make([]uint32, n)
+}
+
+// readLinks fills the links of row i, a span of trace, from their quads
+// (trace reference, flags, dropped attributes, attribute count) and the
+// link-ID column; a bad trace reference fails the links column.
+func (dc *decodedColumns) readLinks(i int, trace TraceID, quads []uint32, ids, links *Decbuf) {
+	for l := dc.linkStart[i]; l < dc.linkStart[i+1]; l++ {
+		q := quads[4*l:]
+		switch q[0] {
+		case linkSameTrace:
+			dc.linkTraces[l] = trace
+		case linkLiteral:
+			copy(dc.linkTraces[l][:], ids.Bytes(len(TraceID{})))
+		default:
+			links.Fail("bad link trace reference")
+		}
+		copy(dc.linkSpans[l][:], ids.Bytes(len(SpanID{})))
+		dc.linkFlags[l], dc.linkDropped[l], dc.linkAttrs[l] = q[1], q[2], q[3]
+	}
 }
 
 // decodeKVs reads the attribute streams, walking the attribute lists in

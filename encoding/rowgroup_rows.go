@@ -280,21 +280,12 @@ func (p *rowsDecoder) events() error {
 	}
 	dc.evTimes = make([]uint64, ne)
 	packedAt(ws, d[colEventTimes].B, p.ev0, dc.evTimes)
-	for j := range m {
-		for e := dc.evStart[j]; e < dc.evStart[j+1]; e++ {
-			dc.evTimes[e] = dc.starts[j] + uint64(unzigzag(dc.evTimes[e])*int64(g.unit))
-		}
-	}
+	dc.eventTimesFromOffsets(m, g.unit)
 	dc.evNames = make([]uint32, ne)
 	p.refsAt(&p.fields[tabEventName], &d[colEventNames], p.ev0, dc.evNames)
 	attrs0, _ := sumGroups(&d[colEvents], p.ev0, 2)
 	p.skipKVs += attrs0
-	pairs := make([]uint32, 2*ne)
-	uvarints32(&d[colEvents], pairs, math.MaxUint32)
-	dc.evDropped, dc.evAttrs = make([]uint32, ne), make([]uint32, ne)
-	for e := range ne {
-		dc.evDropped[e], dc.evAttrs[e] = pairs[2*e], pairs[2*e+1]
-	}
+	dc.readEventCounts(&d[colEvents], ne)
 	return p.firstErr()
 }
 
@@ -313,23 +304,9 @@ func (p *rowsDecoder) links() error {
 	}
 	ids := &d[colLinkIDs]
 	ids.Bytes(p.lnk0*len(SpanID{}) + lits0*len(TraceID{}))
-	dc.linkTraces = make([]TraceID, nl)
-	dc.linkSpans = make([]SpanID, nl)
-	dc.linkFlags, dc.linkDropped, dc.linkAttrs = make([]uint32, nl), make([]uint32, nl), make([]uint32, nl)
+	dc.makeLinks(nl)
 	for j := range m {
-		for l := dc.linkStart[j]; l < dc.linkStart[j+1]; l++ {
-			q := quads[4*l:]
-			switch q[0] {
-			case linkSameTrace:
-				dc.linkTraces[l] = g.traceIDs[p.runs[j]]
-			case linkLiteral:
-				copy(dc.linkTraces[l][:], ids.Bytes(len(TraceID{})))
-			default:
-				d[colLinks].Fail("bad link trace reference")
-			}
-			copy(dc.linkSpans[l][:], ids.Bytes(len(SpanID{})))
-			dc.linkFlags[l], dc.linkDropped[l], dc.linkAttrs[l] = q[1], q[2], q[3]
-		}
+		dc.readLinks(j, g.traceIDs[p.runs[j]], quads, ids, &d[colLinks])
 	}
 	dc.linkStates = make([]uint32, nl)
 	p.refsAt(&p.fields[tabLinkState], &d[colLinkStates], p.lnk0, dc.linkStates)
