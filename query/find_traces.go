@@ -186,21 +186,25 @@ func (c *spanConds) eachHit(ctx context.Context, r BlockReader, info db.BlockInf
 		return err
 	}
 	return r.SpanTimes(ctx, ords, func(_ uint32, id encoding.TraceID, start, end uint64) error {
-		if start < c.startMin || start > c.startMax || (admits != nil && !admits(start)) {
+		if start < c.startMin || start > c.startMax || (admits != nil && !admits(start)) || !c.durationMatches(start, end) {
 			return nil
-		}
-		if c.hasDuration {
-			d := uint64(0)
-			if end > start {
-				d = end - start
-			}
-			if d < c.durMin || d > c.durMax {
-				return nil
-			}
 		}
 		fn(TraceHit{TraceID: id, Start: start})
 		return nil
 	})
+}
+
+// durationMatches reports whether a span of these start and end meets the
+// query's duration range (an end before the start is a duration of 0).
+func (c *spanConds) durationMatches(start, end uint64) bool {
+	if !c.hasDuration {
+		return true
+	}
+	d := uint64(0)
+	if end > start {
+		d = end - start
+	}
+	return d >= c.durMin && d <= c.durMax
 }
 
 // TraceChunk is a part of one trace found by FindTraces. A trace comes as

@@ -109,9 +109,18 @@ func (e *Engine) Rate(ctx context.Context, q RateQuery) ([]RatePoint, error) {
 			}
 		}
 		var err error
-		if c.settledByPostings() && c.covers(info.MinStart, info.MaxStart) && stepOf(info.MinStart) == stepOf(info.MaxStart) {
+		switch {
+		case c.settledByPostings() && c.covers(info.MinStart, info.MaxStart) && stepOf(info.MinStart) == stepOf(info.MaxStart):
 			err = c.rateOf(ctx, r, info, &points[stepOf(info.MinStart)], count)
-		} else {
+		case c.settledByPostings():
+			err = c.rateFromTimes(ctx, r, info, func(start uint64, isErr bool) {
+				p := &points[stepOf(start)]
+				p.Requests++
+				if isErr {
+					p.Errors++
+				}
+			})
+		default:
 			_, err = c.decodeMatching(ctx, r, info, count)
 		}
 		if err != nil {
@@ -119,6 +128,34 @@ func (e *Engine) Rate(ctx context.Context, q RateQuery) ([]RatePoint, error) {
 		}
 	}
 	return points, nil
+}
+
+// rateFromTimes calls count with the start of every matching span of r
+// and whether its status is Error, when the postings settle every
+// condition but the start time and the duration: only the candidates'
+// time columns are read (BlockReader.SpanTimes), not whole spans, and the
+// status comes from the status postings, walked alongside.
+func (c *spanConds) rateFromTimes(ctx context.Context, r BlockReader, info db.BlockInfo, count func(start uint64, isErr bool)) error {
+	ords, err := c.candidates(r, info)
+	if err != nil || index.IsEmpty(ords) {
+		return err
+	}
+	errs, err := termPostings(r, index.NameStatus, index.StatusValue(encoding.StatusError))
+	if err != nil {
+		return err
+	}
+	err = r.SpanTimes(ctx, ords, func(ord uint32, _ encoding.TraceID, start, end uint64) error {
+		if start < c.startMin || start > c.startMax || !c.durationMatches(start, end) {
+			return nil
+		}
+		// ords ascend, so errs only moves forward.
+		count(start, errs.Seek(ord) && errs.At() == ord)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return errs.Err()
 }
 
 // rateOf adds to p the matching spans of r, all of whose spans start in
