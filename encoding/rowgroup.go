@@ -515,25 +515,26 @@ func (g *RowGroup) decodeTraceIDs(area []byte) error {
 	return d.Err()
 }
 
-// decodeSlack is the room a zstd column needs past its raw length in the
-// buffer it is decoded into. With it the decoder copies literals and matches
-// in whole 16- and 32-byte moves, which may write up to 32 bytes past the
-// column's end; with an exactly sized buffer it takes its bounds-exact
-// copies instead, about twice as slow (BenchmarkRowGroupInflatedRows).
-// What lands in the slack is never read: a column's bytes end at rawLen,
-// and a buffer that holds several columns decodes them in order, so the
-// next column overwrites the slack of the one before.
-const decodeSlack = 32
+// DecodeSlack is the room a zstd frame needs past its content in the
+// buffer it is decoded into (klauspost/compress's DecodeAll). With it the
+// decoder copies literals and matches in whole 16- and 32-byte moves,
+// which may write up to 32 bytes past the content's end; with an exactly
+// sized buffer it takes its bounds-exact copies instead, about twice as
+// slow (BenchmarkRowGroupInflatedRows). What lands in the slack is never
+// read: a column's bytes end at rawLen, and a buffer that holds several
+// columns decodes them in order, so the next column overwrites the slack
+// of the one before.
+const DecodeSlack = 32
 
 // column returns the raw bytes of column e, whose on-disk bytes are disk.
 // A raw column is disk itself; a zstd column is decoded and appended to dst
-// (which is grown if it has no room for e.rawLen + decodeSlack more bytes).
+// (which is grown if it has no room for e.rawLen + DecodeSlack more bytes).
 func (c *Codec) column(disk []byte, e *colEntry, dst []byte) ([]byte, error) {
 	if e.codec == codecRaw {
 		return disk, nil
 	}
 	start := len(dst)
-	need := e.rawLen + decodeSlack
+	need := e.rawLen + DecodeSlack
 	if cap(dst)-start < need {
 		nd := make([]byte, start, start+need)
 		copy(nd, dst)

@@ -165,14 +165,14 @@ func (x *rgDecoder) decompress() ([]byte, error) {
 			total += g.dir[i].rawLen
 		}
 	}
-	buf := g.codec.getBuf(total + decodeSlack)
+	buf := g.codec.getBuf(total + DecodeSlack)
 	for i := colSpanIDs; i < colCount; i++ {
 		e := &g.dir[i]
 		end := len(buf)
 		if e.codec == codecZstd {
 			end += e.rawLen
 		}
-		raw, err := g.codec.column(e.diskAt(g.body, g.bodyOff), e, buf[len(buf):len(buf):end+decodeSlack])
+		raw, err := g.codec.column(e.diskAt(g.body, g.bodyOff), e, buf[len(buf):len(buf):end+DecodeSlack])
 		if err != nil {
 			return buf, err
 		}

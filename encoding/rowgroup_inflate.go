@@ -19,13 +19,13 @@ func (g *RowGroup) Inflated() (*RowGroup, error) {
 	for i := colSpanIDs; i < colCount; i++ {
 		total += g.dir[i].rawLen
 	}
-	body := make([]byte, 0, total+decodeSlack)
+	body := make([]byte, 0, total+DecodeSlack)
 	ig := &RowGroup{n: g.n, traceIDs: g.traceIDs, runStart: g.runStart, codec: g.codec,
 		minStart: g.minStart, unit: g.unit, dir: g.dir, bodyOff: 0}
 	for i := colSpanIDs; i < colCount; i++ {
 		e := &g.dir[i]
 		start := len(body)
-		raw, err := g.codec.column(e.diskAt(g.body, g.bodyOff), e, body[start:start:start+e.rawLen+decodeSlack])
+		raw, err := g.codec.column(e.diskAt(g.body, g.bodyOff), e, body[start:start:start+e.rawLen+DecodeSlack])
 		if err != nil {
 			return nil, err
 		}

@@ -750,7 +750,8 @@ func (r *PostingsReader) decompress(b []byte, n int, what string) ([]byte, error
 	if err != nil {
 		return nil, fmt.Errorf("postings decoder: %w", err)
 	}
-	out, err := dec.DecodeAll(b, make([]byte, 0, n))
+	// The slack lets the decoder take its fast copies (encoding.DecodeSlack).
+	out, err := dec.DecodeAll(b, make([]byte, 0, n+encoding.DecodeSlack))
 	if err != nil {
 		return nil, encoding.Corruptf(what, 0, "zstd: %v", err)
 	}
