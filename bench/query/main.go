@@ -46,7 +46,7 @@ func run() (err error) {
 		compact      = flag.Bool("compact", true, "compact the store before querying, and report the compaction")
 		headSpans    = flag.Int("head-spans", 0, "db.Options.MaxHeadSpans of a new store: smaller heads make more, smaller blocks for compaction to merge (default the store's, 262,144)")
 		groupSpans   = flag.Int("row-group-spans", 0, "db.Options.RowGroupSpans of a new store and of the compaction (default the store's, "+strconv.Itoa(db.DefaultRowGroupSpans)+")")
-		cpuprofile   = flag.String("cpuprofile", "", "write a CPU profile of the queries (not of the build or the compaction) to this file")
+		cpuprofile   = flag.String("cpuprofile", "", "write a CPU profile of the query phase (the queries and the drawing of their parameters; not the build or the compaction) to this file")
 		drop         = flag.Bool("drop", false, "after the queries, drop every partition as a TTL would and report the time and the disk freed (destroys the store's data)")
 	)
 	flag.Parse()
