@@ -65,8 +65,10 @@ func (p RatePoint) ErrorRatio() float64 {
 // A reader whose spans all start in one step of the range (and whose
 // conditions the postings settle, see histogram.go) is counted from
 // cardinalities: |base AND inner duration buckets| requests, and the same
-// AND the status term "2" errors. Other readers have their candidates
-// decoded.
+// AND the status term "2" errors. Other readers whose conditions the
+// postings settle have only their candidates' start and end times read,
+// the status taken from the status postings; the rest have their
+// candidates decoded and verified.
 func (e *Engine) Rate(ctx context.Context, q RateQuery) ([]RatePoint, error) {
 	tq := q.traceQuery()
 	switch {
