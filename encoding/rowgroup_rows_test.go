@@ -191,33 +191,48 @@ func BenchmarkRowGroupRows(b *testing.B) {
 	}
 }
 
-// BenchmarkRowGroupInflatedRows is the store's cold trace read: decode a
-// 4,096-span group, inflate it (every column decompressed, as the row-group
-// cache keeps it) and read one trace's rows from the inflated copy.
+// BenchmarkRowGroupInflatedRows is the store's cold trace read, by row
+// group size: 65,536 spans are encoded in groups of N spans, and each
+// iteration decodes one group, inflates it (every column decompressed, as
+// the row-group cache keeps it) and reads the rows of a trace in its
+// middle. It reports the groups' bytes/span beside the time: the trade
+// behind db.Options.RowGroupSpans (the table in rowgroup.md).
 func BenchmarkRowGroupInflatedRows(b *testing.B) {
 	c := newCodec(b)
 	for _, w := range workloads() {
-		spans := spangen.Spans(w.gen(1), 4096)
+		spans := spangen.Spans(w.gen(1), 65536)
 		spangen.Sort(spans)
-		enc := encodeGroup(b, c, spans)
-		id := spans[len(spans)/2].TraceID
-		b.Run(w.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				g, err := c.DecodeRowGroup(enc)
-				if err != nil {
-					b.Fatal(err)
-				}
-				ig, err := g.Inflated()
-				if err != nil {
-					b.Fatal(err)
-				}
-				r := ig.Clone()
-				lo, hi := r.TraceRange(id)
-				if _, err := r.Rows(lo, hi); err != nil {
-					b.Fatal(err)
-				}
+		for _, n := range []int{512, 1024, 2048, 4096, 8192} {
+			var groups [][]byte
+			var ids []encoding.TraceID
+			total := 0
+			for lo := 0; lo < len(spans); lo += n {
+				g := encodeGroup(b, c, spans[lo:min(lo+n, len(spans))])
+				groups = append(groups, g)
+				ids = append(ids, spans[min(lo+n/2, len(spans)-1)].TraceID)
+				total += len(g)
 			}
-		})
+			b.Run(fmt.Sprintf("%s/spans=%d", w.name, n), func(b *testing.B) {
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					g, err := c.DecodeRowGroup(groups[i%len(groups)])
+					if err != nil {
+						b.Fatal(err)
+					}
+					ig, err := g.Inflated()
+					if err != nil {
+						b.Fatal(err)
+					}
+					r := ig.Clone()
+					lo, hi := r.TraceRange(ids[i%len(groups)])
+					if _, err := r.Rows(lo, hi); err != nil || hi == lo {
+						b.Fatalf("rows [%d,%d): %v", lo, hi, err)
+					}
+					i++
+				}
+				b.ReportMetric(float64(total)/float64(len(spans)), "bytes/span")
+			})
+		}
 	}
 }

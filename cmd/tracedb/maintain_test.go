@@ -7,10 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/tracedb/tracedb/db"
-	"github.com/tracedb/tracedb/encoding"
 	"github.com/tracedb/tracedb/internal/storetest"
 )
 
@@ -22,38 +19,8 @@ func TestVerifyCommand(t *testing.T) {
 	}
 
 	// Flip a byte in the middle of a row group of the acme tenant.
-	bdb, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "badger")).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var bad encoding.BlockKeyParts
-	err = bdb.Update(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: encoding.TenantPrefix("acme")})
-		var key, val []byte
-		for it.Rewind(); it.Valid(); it.Next() {
-			p, err := encoding.ParseBlockKey(it.Item().Key())
-			if err != nil {
-				return err
-			}
-			if p.Kind == encoding.KindRowGroup {
-				bad, key = p, it.Item().KeyCopy(nil)
-				if val, err = it.Item().ValueCopy(nil); err != nil {
-					return err
-				}
-				break
-			}
-		}
-		it.Close()
-		val[len(val)/2] ^= 1
-		return txn.Set(key, val)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bdb.Close(); err != nil {
-		t.Fatal(err)
-	}
-	out, _, err = run(t, "verify", "--data-dir", dir)
+	bad := storetest.FlipOldestRowGroup(t, dir, "acme")
+	out, _, err := run(t, "verify", "--data-dir", dir)
 	if err == nil || !strings.Contains(err.Error(), "corrupt: 1 problems") {
 		t.Errorf("verify of a flipped byte: err = %v", err)
 	}
