@@ -16,26 +16,10 @@ import (
 // hint: the bloom filters pick the blocks, the sparse row-group index the
 // row group. It reports the median and p99 latency over the iterations.
 func BenchmarkTraceByID(b *testing.B) {
-	const spans = 1_000_000
 	d := openTest(b, b.TempDir(), Options{Sync: SyncNone})
 	defer d.Close()
 	ctx := context.Background()
-	g := spangen.NewClickHouseShape(rand.New(rand.NewPCG(3, 4)), false)
-	var ids []encoding.TraceID
-	for n := 0; n < spans; n += 1000 {
-		batch := spangen.Spans(g, 1000)
-		for i, s := range batch {
-			if i == 0 || s.TraceID != batch[i-1].TraceID {
-				ids = append(ids, s.TraceID)
-			}
-		}
-		if _, err := d.Write(ctx, encoding.ToTraces(batch)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := d.Flush(); err != nil {
-		b.Fatal(err)
-	}
+	ids := writeClickHouse(b, d, 1_000_000)
 	r := rand.New(rand.NewPCG(5, 6))
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
@@ -58,4 +42,49 @@ func BenchmarkTraceByID(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// writeClickHouse writes n ClickHouse-shape spans (traces of 10) into d
+// in batches of 1,000, flushes them into blocks, and returns the trace IDs.
+func writeClickHouse(b *testing.B, d *DB, n int) []encoding.TraceID {
+	b.Helper()
+	g := spangen.NewClickHouseShape(rand.New(rand.NewPCG(3, 4)), false)
+	var ids []encoding.TraceID
+	for written := 0; written < n; written += 1000 {
+		batch := spangen.Spans(g, 1000)
+		for i, s := range batch {
+			if i == 0 || s.TraceID != batch[i-1].TraceID {
+				ids = append(ids, s.TraceID)
+			}
+		}
+		if _, err := d.Write(context.Background(), encoding.ToTraces(batch)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := d.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	return ids
+}
+
+// BenchmarkOpen opens a closed store of 1M ClickHouse-shape spans in disk
+// blocks for writing and closes it again: block metas, trace-ID filters,
+// and the dependency tracker rebuilt from the newest blocks' span IDs and
+// resources (restoreDeps), which is most of it.
+func BenchmarkOpen(b *testing.B) {
+	dir := b.TempDir()
+	d := openTest(b, dir, Options{Sync: SyncNone})
+	writeClickHouse(b, d, 1_000_000)
+	if err := d.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		d, err := Open(dir, Options{Sync: SyncNone, CompactionInterval: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := d.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
