@@ -521,35 +521,49 @@ func (g *RowGroup) decodeTraceIDs(area []byte) error {
 // which may write up to 32 bytes past the content's end; with an exactly
 // sized buffer it takes its bounds-exact copies instead: its sequence
 // decoding about twice as slow (CPU profiles of searches over 10M spans),
-// a cold trace read 4-7% (BenchmarkRowGroupInflatedRows). What lands in the slack is never
-// read: a column's bytes end at rawLen, and a buffer that holds several
-// columns decodes them in order, so the next column overwrites the slack
-// of the one before.
+// a cold trace read 4-7% (BenchmarkRowGroupInflatedRows). What lands in
+// the slack is never read: a buffer that holds several frames' contents
+// decodes them in order, so the next overwrites the slack of the one
+// before.
 const DecodeSlack = 32
 
-// column returns the raw bytes of column e, whose on-disk bytes are disk.
-// A raw column is disk itself; a zstd column is decoded and appended to dst
-// (which is grown if it has no room for e.rawLen + DecodeSlack more bytes).
-func (c *Codec) column(disk []byte, e *colEntry, dst []byte) ([]byte, error) {
-	if e.codec == codecRaw {
-		return disk, nil
-	}
+// DecodeFrame decodes the zstd frame src, which must hold exactly n bytes,
+// appends them to dst (grown when it has no room for n + DecodeSlack more
+// bytes) and returns them. dec must cap what it decodes at dst's capacity
+// (zstd.WithDecodeAllCapLimit), so a frame that claims more than n bytes
+// fails without a large allocation. Errors are zstd's, or a length
+// mismatch; the caller says what was being decoded.
+func DecodeFrame(dec *zstd.Decoder, src, dst []byte, n int) ([]byte, error) {
 	start := len(dst)
-	need := e.rawLen + DecodeSlack
+	need := n + DecodeSlack
 	if cap(dst)-start < need {
 		nd := make([]byte, start, start+need)
 		copy(nd, dst)
 		dst = nd
 	}
-	out, err := c.dec.DecodeAll(disk, dst[:start:start+need])
-	if err == nil && len(out)-start != e.rawLen {
-		err = fmt.Errorf("decoded %d bytes, want %d", len(out)-start, e.rawLen)
+	out, err := dec.DecodeAll(src, dst[:start:start+need])
+	if err != nil {
+		return nil, err
 	}
+	if len(out)-start != n {
+		return nil, fmt.Errorf("decoded %d bytes, want %d", len(out)-start, n)
+	}
+	return out[start:], nil
+}
+
+// column returns the raw bytes of column e, whose on-disk bytes are disk.
+// A raw column is disk itself; a zstd column is decoded and appended to dst
+// (DecodeFrame).
+func (c *Codec) column(disk []byte, e *colEntry, dst []byte) ([]byte, error) {
+	if e.codec == codecRaw {
+		return disk, nil
+	}
+	out, err := DecodeFrame(c.dec, disk, dst, e.rawLen)
 	if err != nil {
 		if err == zstd.ErrDecoderClosed {
 			return nil, fmt.Errorf("decode row group: %w", err)
 		}
 		return nil, &CorruptionError{What: "row group", Offset: -1, Reason: "zstd column: " + err.Error()}
 	}
-	return out[start:], nil
+	return out, nil
 }

@@ -750,13 +750,9 @@ func (r *PostingsReader) decompress(b []byte, n int, what string) ([]byte, error
 	if err != nil {
 		return nil, fmt.Errorf("postings decoder: %w", err)
 	}
-	// The slack lets the decoder take its fast copies (encoding.DecodeSlack).
-	out, err := dec.DecodeAll(b, make([]byte, 0, n+encoding.DecodeSlack))
+	out, err := encoding.DecodeFrame(dec, b, nil, n)
 	if err != nil {
 		return nil, encoding.Corruptf(what, 0, "zstd: %v", err)
-	}
-	if len(out) != n {
-		return nil, encoding.Corruptf(what, 0, "%d bytes, want %d", len(out), n)
 	}
 	return out, nil
 }
