@@ -1,18 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/tracedb/tracedb/db"
-	"github.com/tracedb/tracedb/server"
+	"github.com/tracedb/tracedb/internal/servertest"
 )
 
 // TestServerMode runs the read commands on the fixture store's directory,
@@ -124,43 +121,10 @@ func TestServerMode(t *testing.T) {
 // closes the store (also run when the test ends, if not called before).
 func serveDir(t *testing.T, dir string, opts db.Options, tok string) (string, func()) {
 	t.Helper()
-	tokens := filepath.Join(t.TempDir(), "tokens")
-	if err := os.WriteFile(tokens, []byte(tok+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := loopback(dir)
-	cfg.Auth.TokenFile = tokens
-	cfg.Tenancy.Enabled = true
 	opts.Logger = slog.New(slog.DiscardHandler)
 	store, err := db.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(cfg, store, server.Options{})
-	if err != nil {
-		store.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("serve: %v", err)
-				}
-			case <-time.After(20 * time.Second):
-				t.Error("server did not stop")
-			}
-			if err := store.Close(); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return srv.Addr(server.ListenerStorage).String(), stop
+	return servertest.Serve(t, dir, store, tok)
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -22,8 +21,8 @@ import (
 
 	"github.com/tracedb/tracedb/db"
 	"github.com/tracedb/tracedb/encoding"
+	"github.com/tracedb/tracedb/internal/servertest"
 	"github.com/tracedb/tracedb/query"
-	"github.com/tracedb/tracedb/server"
 	"github.com/tracedb/tracedb/server/analytics"
 	pb "github.com/tracedb/tracedb/server/pb/analyticsv1"
 )
@@ -104,43 +103,12 @@ func startEnv(t *testing.T) *testEnv {
 // does, and closes it when the test ends.
 func serveStore(t *testing.T, dir string, store *db.DB) *testEnv {
 	t.Helper()
-	ctx := context.Background()
-	tokens := filepath.Join(dir, "tokens")
-	if err := os.WriteFile(tokens, []byte(token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.DefaultConfig()
-	cfg.DataDir = dir
-	cfg.Listen = server.Listen{Storage: "127.0.0.1:0", Admin: server.Off, OTLPGRPC: server.Off, OTLPHTTP: server.Off, SamplingHTTP: server.Off, SamplingGRPC: server.Off}
-	cfg.Auth.TokenFile = tokens
-	cfg.Tenancy.Enabled = true
-	srv, err := server.New(cfg, store, server.Options{})
-	if err != nil {
-		store.Close()
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx) }()
-	conn, err := grpc.NewClient(srv.Addr(server.ListenerStorage).String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	addr, _ := servertest.Serve(t, dir, store, token)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		conn.Close()
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("server did not stop")
-		}
-		if err := store.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
-	})
+	t.Cleanup(func() { conn.Close() })
 	eng, err := query.NewEngine(store, query.Options{})
 	if err != nil {
 		t.Fatal(err)
