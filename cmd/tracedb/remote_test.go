@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/tracedb/tracedb/db"
-	"github.com/tracedb/tracedb/internal/servertest"
+	"github.com/tracedb/tracedb/server/servertest"
 )
 
 // TestServerMode runs the read commands on the fixture store's directory,

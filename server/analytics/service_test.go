@@ -21,10 +21,10 @@ import (
 
 	"github.com/tracedb/tracedb/db"
 	"github.com/tracedb/tracedb/encoding"
-	"github.com/tracedb/tracedb/internal/servertest"
 	"github.com/tracedb/tracedb/query"
 	"github.com/tracedb/tracedb/server/analytics"
 	pb "github.com/tracedb/tracedb/server/pb/analyticsv1"
+	"github.com/tracedb/tracedb/server/servertest"
 )
 
 const token = "t0ken"
